@@ -1070,13 +1070,14 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         content_type = JSON
         try:
+            # The body is read first, whatever the answer, so the next request on this connection starts clean.
+            body = self._read_body()
             path = self.path.split("?", 1)[0]
             method = METHODS.get(path)
             if method is None:
                 raise HttpError(404, f"no such procedure: {path}")
             content_type = self._content_type()
-            body = self._read_body()
-            self._respond_rpc(method, content_type, body)
+            self._respond_rpc(method, content_type, self._decode_content_encoding(body))
         except _AlreadyAnswered:
             pass
         except HttpError as exc:
@@ -1093,6 +1094,12 @@ class Handler(BaseHTTPRequestHandler):
     do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
 
     def _not_post(self):
+        try:
+            self._read_body()
+        except _AlreadyAnswered:
+            return
+        except StatusThingError:
+            self.close_connection = True
         path = self.path.split("?", 1)[0]
         if path in METHODS:
             status, message, headers = 405, f"{self.command} is not allowed here; use POST", (("Allow", "POST"),)
@@ -1113,9 +1120,7 @@ class Handler(BaseHTTPRequestHandler):
         return content_type
 
     def _read_body(self):
-        encoding = self.headers.get("Content-Encoding", "identity").strip().lower()
-        if encoding not in ("identity", "gzip"):
-            raise Unimplemented(f"content encoding {encoding} is not supported; use gzip or identity")
+        """The request body as sent (still compressed, if it is); an oversized one is refused unread."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             body = self._read_chunked()
         else:
@@ -1130,7 +1135,15 @@ class Handler(BaseHTTPRequestHandler):
             if len(body) < int(length):
                 self.close_connection = True
                 raise InvalidArgument("body is shorter than its Content-Length")
-        return gunzip_limited(body, MAX_REQUEST_BYTES) if encoding == "gzip" else body
+        return body
+
+    def _decode_content_encoding(self, body):
+        encoding = self.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding == "gzip":
+            return gunzip_limited(body, MAX_REQUEST_BYTES)
+        if encoding != "identity":
+            raise Unimplemented(f"content encoding {encoding} is not supported; use gzip or identity")
+        return body
 
     def _read_chunked(self):
         chunks, total = [], 0

@@ -1,0 +1,229 @@
+"""Fixtures: the real server as a subprocess on a free loopback port with its own temporary database, and one
+client interface over the three ways to reach it (Connect JSON, Connect binary, gRPC)."""
+import http.client
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import grpc
+import pytest
+from google.protobuf import json_format
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import statusthing_pb2 as pb  # noqa: E402
+
+# The error table of ../shared/CONTRACT.md, typed in again here so the server's own table is checked against it.
+CONTRACT_CODES = {
+    "invalid_argument": (400, grpc.StatusCode.INVALID_ARGUMENT),
+    "failed_precondition": (400, grpc.StatusCode.FAILED_PRECONDITION),
+    "out_of_range": (400, grpc.StatusCode.OUT_OF_RANGE),
+    "unauthenticated": (401, grpc.StatusCode.UNAUTHENTICATED),
+    "permission_denied": (403, grpc.StatusCode.PERMISSION_DENIED),
+    "not_found": (404, grpc.StatusCode.NOT_FOUND),
+    "already_exists": (409, grpc.StatusCode.ALREADY_EXISTS),
+    "aborted": (409, grpc.StatusCode.ABORTED),
+    "resource_exhausted": (429, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    "canceled": (499, grpc.StatusCode.CANCELLED),
+    "unknown": (500, grpc.StatusCode.UNKNOWN),
+    "internal": (500, grpc.StatusCode.INTERNAL),
+    "data_loss": (500, grpc.StatusCode.DATA_LOSS),
+    "unimplemented": (501, grpc.StatusCode.UNIMPLEMENTED),
+    "unavailable": (503, grpc.StatusCode.UNAVAILABLE),
+    "deadline_exceeded": (504, grpc.StatusCode.DEADLINE_EXCEEDED),
+}
+GRPC_TO_CONNECT = {grpc_code: name for name, (_, grpc_code) in CONTRACT_CODES.items()}
+
+SERVICE_OF = {method.name: service.name for service in pb.SERVICES_DESCRIPTOR.services_by_name.values()
+              for method in service.methods}
+
+
+class Server:
+    """A statusthing.py process. ``address`` is HOST:PORT; its stdout (the JSON log) goes to ``log_path``."""
+
+    def __init__(self, db_path, log_path, *extra_args, env=None):
+        self.db_path, self.log_path = str(db_path), pathlib.Path(log_path)
+        self.args = [sys.executable, str(ROOT / "statusthing.py"), "--api-addr", "127.0.0.1:0",
+                     "--db", self.db_path, *extra_args]
+        self._log_file = open(self.log_path, "w")
+        self.proc = subprocess.Popen(self.args, stdout=self._log_file, stderr=subprocess.PIPE, cwd=ROOT,
+                                     env={**os.environ, **(env or {})})
+        self.start_line = self._wait_for_start()
+        self.address = self.start_line["address"]
+        self.host, self.port = self.address.rsplit(":", 1)[0], int(self.address.rsplit(":", 1)[1])
+
+    def _wait_for_start(self, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.log_lines():
+                if line.get("event") == "start":
+                    return line
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited {self.proc.returncode}: {self.proc.stderr.read().decode()}")
+            time.sleep(0.05)
+        raise RuntimeError("server did not start")
+
+    def log_lines(self):
+        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.strip()]
+
+    def http(self):
+        return http.client.HTTPConnection(self.host, self.port, timeout=10)
+
+    def post(self, path, body, content_type="application/json", headers=None, conn=None):
+        """One POST; returns (status, headers, body bytes)."""
+        own = conn is None
+        conn = conn or self.http()
+        try:
+            conn.request("POST", path, body=body, headers={"Content-Type": content_type, **(headers or {})})
+            response = conn.getresponse()
+            return response.status, response.headers, response.read()
+        finally:
+            if own:
+                conn.close()
+
+    def channel(self):
+        return grpc.insecure_channel(self.address)
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log_file.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def start_server(tmp_path):
+    """Start servers on demand: ``start_server(db_path=None, *args)``; all are stopped after the test."""
+    servers = []
+
+    def start(*args, db_path=None, env=None):
+        index = len(servers)
+        server = Server(db_path or tmp_path / "st.db", tmp_path / f"server{index}.log", *args, env=env)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def server(start_server):
+    """A fresh server with a fresh database, for tests that need to know the whole state."""
+    return start_server()
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory):
+    """One server for a module whose tests each make their own uniquely named data."""
+    tmp = tmp_path_factory.mktemp("shared")
+    server = Server(tmp / "st.db", tmp / "server.log")
+    yield server
+    server.stop()
+
+
+class RpcFailure(Exception):
+    """An RPC's error as any transport reports it: the Connect code name and the message."""
+
+    def __init__(self, code, message):
+        super().__init__(f"{code}: {message}")
+        self.code, self.message = code, message
+
+
+class ConnectJsonClient:
+    name = "connect_json"
+
+    def __init__(self, server):
+        self.server, self.conn = server, server.http()
+
+    def call(self, rpc, request):
+        path = f"/statusthing.v1.{SERVICE_OF[rpc]}/{rpc}"
+        status, headers, body = self.server.post(path, json_format.MessageToJson(request), conn=self.conn)
+        if status != 200:
+            return self.fail(status, headers, body)
+        assert headers["Content-Type"] == "application/json"
+        response_class = getattr(pb, f"{rpc}Response")
+        # Strict parse: an unexpected field in the answer fails the test.
+        return json_format.Parse(body, response_class())
+
+    @staticmethod
+    def fail(status, headers, body):
+        assert headers["Content-Type"] == "application/json"
+        error = json.loads(body)
+        assert set(error) == {"code", "message"}, error
+        assert CONTRACT_CODES[error["code"]][0] == status, (error, status)
+        raise RpcFailure(error["code"], error["message"])
+
+
+class ConnectProtoClient(ConnectJsonClient):
+    name = "connect_proto"
+
+    def call(self, rpc, request):
+        path = f"/statusthing.v1.{SERVICE_OF[rpc]}/{rpc}"
+        status, headers, body = self.server.post(path, request.SerializeToString(), "application/proto",
+                                                 conn=self.conn)
+        if status != 200:
+            return self.fail(status, headers, body)
+        assert headers["Content-Type"] == "application/proto"
+        return getattr(pb, f"{rpc}Response").FromString(body)
+
+
+class GrpcClient:
+    name = "grpc"
+
+    def __init__(self, server):
+        self.channel = server.channel()
+
+    def call(self, rpc, request):
+        path = f"/statusthing.v1.{SERVICE_OF[rpc]}/{rpc}"
+        stub = self.channel.unary_unary(path, request_serializer=type(request).SerializeToString,
+                                        response_deserializer=getattr(pb, f"{rpc}Response").FromString)
+        try:
+            return stub(request, timeout=10)
+        except grpc.RpcError as exc:
+            raise RpcFailure(GRPC_TO_CONNECT[exc.code()], exc.details()) from None
+
+
+CLIENTS = [ConnectJsonClient, ConnectProtoClient, GrpcClient]
+
+
+class Api:
+    """``api.AddItem(name="x")`` calls the RPC over one transport and returns the response message."""
+
+    def __init__(self, client):
+        self.client = client
+        self.transport = client.name
+
+    def __getattr__(self, rpc):
+        if rpc not in SERVICE_OF:
+            raise AttributeError(rpc)
+        return lambda **fields: self.client.call(rpc, getattr(pb, f"{rpc}Request")(**fields))
+
+
+@pytest.fixture(params=CLIENTS, ids=lambda c: c.name)
+def api(request, shared_server):
+    """The same calls over Connect JSON, Connect binary and gRPC, against the module's shared server."""
+    return Api(request.param(shared_server))
+
+
+@pytest.fixture(params=CLIENTS, ids=lambda c: c.name)
+def fresh_api(request, server):
+    """As ``api``, against a server of the test's own (for tests that look at the whole database)."""
+    return Api(request.param(server))
+
+
+@pytest.fixture
+def unique(request):
+    """A name no other test uses: the test's id plus a counter."""
+    counter = iter(range(1000))
+    return lambda label="": f"{request.node.name}-{label}{next(counter)}"

@@ -1,0 +1,210 @@
+"""The Connect transport over HTTP/1.1: content types, the JSON mapping, compression, and every kind of bad input
+answered with the documented error while the server keeps serving and nothing is written."""
+import gzip
+import json
+import socket
+
+import pytest
+
+import statusthing_pb2 as pb
+
+LIST = "/statusthing.v1.ItemsService/ListItems"
+ADD = "/statusthing.v1.ItemsService/AddItem"
+
+
+def item_count(server):
+    status, _, body = server.post(LIST, "{}")
+    assert status == 200
+    return len(json.loads(body).get("items", []))
+
+
+def assert_error(response, http_status, code):
+    status, headers, body = response
+    assert status == http_status, body
+    assert headers["Content-Type"] == "application/json"
+    error = json.loads(body)
+    assert error["code"] == code and error["message"]
+    return error["message"]
+
+
+def test_empty_message_and_json_mapping(server):
+    status, headers, body = server.post(LIST, "{}")
+    assert (status, headers["Content-Type"], body) == (200, "application/json", b"{}")
+    status, _, body = server.post("/statusthing.v1.StatusService/ListStatus", "{}")
+    statuses = json.loads(body)["statuses"]
+    up = [s for s in statuses if s["name"] == "UP"][0]
+    assert up["kind"] == "STATUS_KIND_UP"  # enums as names
+    assert up["timestamps"]["created"].endswith("Z")  # RFC 3339
+    assert "description" not in up  # defaults omitted
+    # Input takes proto names and JSON names, enums as names or numbers, and ignores unknown fields.
+    body = {"name": "mapping", "initialStatus": {"name": "s1", "kind": 6, "unknownField": 1}, "whatever": [1]}
+    status, _, answer = server.post(ADD, json.dumps(body))
+    item = json.loads(answer)["item"]
+    assert status == 200 and item["status"]["kind"] == "STATUS_KIND_INVESTIGATING"
+    status, _, answer = server.post(ADD, json.dumps({"name": "mapping2", "initial_status_id": item["status"]["id"],
+                                                     "initial_note_text": "hi"}))
+    assert status == 200 and json.loads(answer)["item"]["notes"][0]["text"] == "hi"
+    status, _, answer = server.post(LIST, json.dumps({"kinds": ["STATUS_KIND_INVESTIGATING"],
+                                                      "statusIds": [item["status"]["id"]], "extended": True}))
+    assert [i["name"] for i in json.loads(answer)["items"]] == ["mapping", "mapping2"]
+
+
+def test_every_successful_json_answer_is_an_object(server):
+    status, _, body = server.post(ADD, '{"name": "x"}')
+    item_id = json.loads(body)["item"]["id"]
+    status, _, body = server.post("/statusthing.v1.ItemsService/DeleteItem", json.dumps({"itemId": item_id}))
+    assert (status, body) == (200, b"{}")
+
+
+def test_binary_bodies(server):
+    request = pb.AddItemRequest(name="binary", initial_note_text="n").SerializeToString()
+    status, headers, body = server.post(ADD, request, "application/proto")
+    assert status == 200 and headers["Content-Type"] == "application/proto"
+    assert pb.AddItemResponse.FromString(body).item.notes[0].text == "n"
+    status, _, body = server.post(LIST, b"", "application/proto")  # the empty message is zero bytes
+    assert status == 200 and [i.name for i in pb.ListItemsResponse.FromString(body).items] == ["binary"]
+
+
+def test_content_type_parameters_and_protocol_version_header(server):
+    status, _, _ = server.post(LIST, "{}", "application/json; charset=utf-8", {"Connect-Protocol-Version": "1"})
+    assert status == 200
+    assert_error(server.post(LIST, "{}", headers={"Connect-Protocol-Version": "2"}), 400, "invalid_argument")
+
+
+BAD_JSON = [
+    ("malformed", b'{"name": '),
+    ("not an object", b"[]"),
+    ("null", b"null"),
+    ("wrong type", b'{"extended": "yes"}'),
+    ("unknown enum name", b'{"kinds": ["STATUS_KIND_SIDEWAYS"]}'),
+    ("not utf-8", b'{"name": "\xff\xfe"}'),
+]
+
+
+@pytest.mark.parametrize("body", [b for _, b in BAD_JSON], ids=[n for n, _ in BAD_JSON])
+def test_bad_json_is_invalid_argument(shared_server, body):
+    path = LIST if b"kinds" in body or b"extended" in body else ADD
+    before = item_count(shared_server)
+    assert_error(shared_server.post(path, body), 400, "invalid_argument")
+    assert item_count(shared_server) == before
+
+
+def test_unknown_enum_name_in_a_write_writes_nothing(shared_server):
+    before = item_count(shared_server)
+    body = {"name": "enum-write", "initialStatus": {"name": "enum-status", "kind": "STATUS_KIND_PURPLE"}}
+    assert "STATUS_KIND_PURPLE" in assert_error(shared_server.post(ADD, json.dumps(body)), 400, "invalid_argument")
+    assert item_count(shared_server) == before
+
+
+def test_truncated_binary_body(shared_server):
+    whole = pb.AddItemRequest(name="truncated", description="d" * 50).SerializeToString()
+    before = item_count(shared_server)
+    assert_error(shared_server.post(ADD, whole[:-10], "application/proto"), 400, "invalid_argument")
+    assert_error(shared_server.post(ADD, b"\xff\xff\xff", "application/proto"), 400, "invalid_argument")
+    assert item_count(shared_server) == before
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "", "application/grpc"])
+def test_unsupported_content_type_is_415(shared_server, content_type):
+    conn = shared_server.http()
+    headers = {"Content-Type": content_type} if content_type else {}
+    conn.request("POST", ADD, body='{"name": "form"}', headers=headers)
+    response = conn.getresponse()
+    response.read()
+    assert response.status == 415 and "application/json" in response.headers["Accept-Post"]
+    assert item_count(shared_server) >= 0 and "form" not in json.dumps(shared_server.post(LIST, "{}")[2].decode())
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
+def test_other_methods_on_an_rpc_path_are_405(shared_server, method):
+    conn = shared_server.http()
+    conn.request(method, LIST)
+    response = conn.getresponse()
+    response.read()
+    assert response.status == 405 and response.headers["Allow"] == "POST"
+
+
+def test_unknown_path_is_404(shared_server):
+    for path in ("/statusthing.v1.ItemsService/Nope", "/statusthing.v2.ItemsService/ListItems", "/nope"):
+        status, _, _ = shared_server.post(path, "{}")
+        assert status == 404
+    conn = shared_server.http()
+    conn.request("GET", "/no/such/page")
+    assert conn.getresponse().status == 404
+
+
+def test_oversized_body_is_refused_without_reading_it(shared_server):
+    before = item_count(shared_server)
+    # Only the headers are sent: the answer must come without the server waiting for 100 MiB.
+    with socket.create_connection((shared_server.host, shared_server.port), timeout=5) as sock:
+        sock.sendall(f"POST {ADD} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {100 << 20}\r\n\r\n".encode())
+        answer = sock.recv(65536).decode()
+    head, _, body = answer.partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 429") and "Connection: close" in head
+    assert json.loads(body)["code"] == "resource_exhausted"
+    # A client that does send its oversized body still gets the answer.
+    big = json.dumps({"name": "big", "description": "x" * (1 << 20)})
+    message = assert_error(shared_server.post(ADD, big), 429, "resource_exhausted")
+    assert "larger than" in message
+    assert item_count(shared_server) == before
+
+
+def test_gzip_bomb_is_refused(shared_server):
+    bomb = gzip.compress(json.dumps({"name": "bomb", "description": " " * (4 << 20)}).encode())
+    assert len(bomb) < 20000
+    assert_error(shared_server.post(ADD, bomb, headers={"Content-Encoding": "gzip"}), 429, "resource_exhausted")
+    assert_error(shared_server.post(ADD, b"not gzip", headers={"Content-Encoding": "gzip"}), 400,
+                 "invalid_argument")
+    assert_error(shared_server.post(ADD, b"{}", headers={"Content-Encoding": "br"}), 501, "unimplemented")
+
+
+def test_gzip_requests_and_responses(server):
+    for n in range(30):
+        server.post(ADD, json.dumps({"name": f"gz-{n}", "description": "compressible " * 5}))
+    status, headers, body = server.post(LIST, gzip.compress(b'{"extended": true}'),
+                                        headers={"Content-Encoding": "gzip", "Accept-Encoding": "gzip"})
+    assert status == 200 and headers["Content-Encoding"] == "gzip"
+    items = json.loads(gzip.decompress(body))["items"]
+    assert len(items) == 30
+    status, headers, plain = server.post(LIST, '{"extended": true}')
+    assert "Content-Encoding" not in headers and json.loads(plain)["items"] == items
+    assert len(body) < len(plain) / 3
+    # Small answers are not worth compressing.
+    status, headers, body = server.post("/statusthing.v1.ItemsService/GetItem",
+                                        json.dumps({"item_id": items[0]["id"]}), headers={"Accept-Encoding": "gzip"})
+    assert status == 200 and "Content-Encoding" not in headers and json.loads(body)["item"]["name"] == "gz-0"
+
+
+def test_chunked_request_body(shared_server):
+    with socket.create_connection((shared_server.host, shared_server.port), timeout=5) as sock:
+        body = b'{"extended": false}'
+        sock.sendall(f"POST {LIST} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     f"Transfer-Encoding: chunked\r\n\r\n".encode()
+                     + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
+
+
+def test_keep_alive_carries_many_requests_and_errors_do_not_close_it(shared_server):
+    conn = shared_server.http()
+    for _ in range(5):
+        assert shared_server.post(LIST, "{}", conn=conn)[0] == 200
+        assert shared_server.post(LIST, "{bad", conn=conn)[0] == 400
+        assert shared_server.post("/nope", "{}", conn=conn)[0] == 404
+    sock = conn.sock
+    assert shared_server.post(LIST, "{}", conn=conn)[0] == 200
+    assert conn.sock is sock  # the same TCP connection throughout
+
+
+def test_garbage_on_the_wire_does_not_hurt_the_server(shared_server):
+    for junk in (b"\x00\x01\x02\r\n\r\n", b"GET\r\n\r\n", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\ngarbage", b"P"):
+        with socket.create_connection((shared_server.host, shared_server.port), timeout=5) as sock:
+            sock.sendall(junk)
+            sock.shutdown(socket.SHUT_WR)
+            sock.settimeout(5)
+            try:
+                while sock.recv(4096):
+                    pass
+            except (ConnectionResetError, TimeoutError):
+                pass
+    assert shared_server.post(LIST, "{}")[0] == 200
