@@ -1049,6 +1049,7 @@ class Handler(BaseHTTPRequestHandler):
             self.busy = False
             if self.app.listener.draining:
                 self.close_connection = True
+            self.app.listener.connections_lock.notify_all()
 
     def log_request(self, code="-", size="-"):
         # Only http.server's own answers (a malformed request line, say) come here; ours log in _respond.
@@ -1198,6 +1199,8 @@ class Handler(BaseHTTPRequestHandler):
         lines = [f"HTTP/1.1 {status} {_REASONS.get(status, '')}", f"Date: {HTTP_DATE}",
                  f"Server: {self.server_version}", f"Content-Type: {content_type}", f"Content-Length: {len(body)}"]
         lines.extend(f"{name}: {value}" for name, value in headers)
+        if self.app.listener.draining:
+            self.close_connection = True
         if self.close_connection:
             lines.append("Connection: close")
         self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
@@ -1369,7 +1372,7 @@ class Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.relay = relay
         self.connections = set()
-        self.connections_lock = threading.Lock()
+        self.connections_lock = threading.Condition()  # notified whenever a request finishes
         self.draining = False
         super().__init__((host, port), handler_class)
 
@@ -1392,14 +1395,18 @@ class Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
         with self.connections_lock:
             self.connections.discard(handler)
 
-    def drain(self):
-        """Let requests in flight finish, then close their connections; close idle keep-alive ones now."""
+    def drain(self, grace):
+        """Close idle keep-alive connections now; wait up to ``grace`` seconds for requests in flight, whose
+        connections close once they are answered."""
+        deadline = time.monotonic() + grace
         with self.connections_lock:
             self.draining = True
             for handler in self.connections:
                 if not handler.busy:
                     with contextlib.suppress(OSError):
                         handler.connection.shutdown(socket.SHUT_RD)
+            while any(handler.busy for handler in self.connections) and time.monotonic() < deadline:
+                self.connections_lock.wait(deadline - time.monotonic())
 
 
 class App:
@@ -1442,9 +1449,9 @@ class App:
         self.listener.shutdown()  # no new connections from here on
         self.listener.socket.close()
         grpc_stopped = self.grpc_server.stop(grace)
-        self.listener.drain()
+        self.listener.drain(grace)
         grpc_stopped.wait(grace)
-        self.listener.server_close()  # joins the connection threads
+        self.listener.server_close()
         self.store.close()
 
 

@@ -1,0 +1,144 @@
+"""The command line and the process: flags, start-up failures, the JSON log, graceful shutdown, concurrency."""
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import statusthing
+from conftest import ROOT
+
+LIST = "/statusthing.v1.ItemsService/ListItems"
+
+
+def run(*args):
+    return subprocess.run([sys.executable, str(ROOT / "statusthing.py"), *args], capture_output=True, text=True,
+                          timeout=30, cwd=ROOT)
+
+
+def test_help_explains_every_flag():
+    result = run("--help")
+    assert result.returncode == 0
+    for flag in ("--api-addr", "--db", "--devmode", "--version"):
+        assert flag in result.stdout
+    assert "127.0.0.1:9000" in result.stdout and "statusthing.db" in result.stdout
+
+
+def test_version():
+    result = run("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"statusthing {statusthing.VERSION}"
+
+
+def assert_one_line_failure(result, *fragments):
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("statusthing: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_port_in_use(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("--api-addr", f"127.0.0.1:{port}", "--db", str(tmp_path / "st.db"))
+    assert_one_line_failure(result, f"127.0.0.1:{port}", "in use")
+
+
+def test_unwritable_database_path(tmp_path):
+    result = run("--api-addr", "127.0.0.1:0", "--db", str(tmp_path / "no" / "such" / "dir" / "st.db"))
+    assert_one_line_failure(result, "cannot open database")
+    (tmp_path / "a-directory.db").mkdir()
+    assert_one_line_failure(run("--api-addr", "127.0.0.1:0", "--db", str(tmp_path / "a-directory.db")),
+                            "cannot open database")
+
+
+def test_bad_address(tmp_path):
+    assert_one_line_failure(run("--api-addr", "localhost", "--db", str(tmp_path / "st.db")), "HOST:PORT")
+
+
+def test_startup_and_request_log_lines(server):
+    start = server.start_line
+    assert start["address"] == f"127.0.0.1:{server.port}" and start["db"].endswith("st.db")
+    assert start["schema_version"] == 2 and start["devmode"] is False and start["version"] == statusthing.VERSION
+    server.post(LIST, "{}")
+    server.post(LIST, "{nope")
+    time.sleep(0.1)
+    lines = [line for line in server.log_lines() if line.get("protocol") == "http"]
+    assert [(line["method"], line["path"], line["status"]) for line in lines] == [("POST", LIST, 200),
+                                                                                  ("POST", LIST, 400)]
+    assert lines[1]["code"] == "invalid_argument"
+    for line in lines:
+        assert line["time"].endswith("Z") and isinstance(line["duration_ms"], float) and line["duration_ms"] >= 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_graceful_stop_finishes_requests_in_flight(start_server, sig):
+    server = start_server()
+    idle = socket.create_connection((server.host, server.port))  # an idle keep-alive connection must not hold us
+    body = b'{"name": "in flight"}'
+    busy = socket.create_connection((server.host, server.port), timeout=10)
+    busy.sendall(b"POST /statusthing.v1.ItemsService/AddItem HTTP/1.1\r\nHost: x\r\n"
+                 b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body[:5]))
+    time.sleep(0.3)  # the server has started on this request
+    server.proc.send_signal(sig)
+    time.sleep(0.3)
+    busy.sendall(body[5:])
+    answer = busy.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 200 OK") and b"Connection: close" in answer
+    started = time.monotonic()
+    assert server.proc.wait(10) == 0
+    assert time.monotonic() - started < 5
+    events = [line["event"] for line in server.log_lines() if "event" in line]
+    assert events[-2:] == ["stopping", "stopped"]
+    with pytest.raises(OSError):
+        socket.create_connection((server.host, server.port), timeout=2)
+    assert not (ROOT / f"{server.db_path}-wal").exists()  # closed cleanly: the WAL was checkpointed away
+    idle.close()
+    busy.close()
+    # What the in-flight request wrote is there on the next start.
+    again = start_server()
+    status, _, listed = again.post(LIST, "{}")
+    assert [i["name"] for i in json.loads(listed)["items"]] == ["in flight"]
+
+
+def test_concurrent_writers_over_both_transports(server):
+    import grpc
+    import statusthing_pb2 as pb
+    import statusthing_pb2_grpc as pb_grpc
+    errors = []
+
+    def http_writer(n):
+        conn = server.http()
+        for k in range(40):
+            status, _, body = server.post("/statusthing.v1.ItemsService/AddItem",
+                                          json.dumps({"name": f"http-{n}-{k}", "initial_note_text": "n"}), conn=conn)
+            if status != 200:
+                errors.append(body)
+
+    def grpc_writer(n):
+        with server.channel() as channel:
+            stub = pb_grpc.ItemsServiceStub(channel)
+            for k in range(40):
+                try:
+                    stub.AddItem(pb.AddItemRequest(name=f"grpc-{n}-{k}"))
+                except grpc.RpcError as exc:
+                    errors.append(exc)
+
+    threads = [threading.Thread(target=http_writer, args=(n,)) for n in range(4)]
+    threads += [threading.Thread(target=grpc_writer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    status, _, body = server.post(LIST, '{"extended": true}')
+    items = json.loads(body)["items"]
+    assert len(items) == 320 and len({i["id"] for i in items}) == 320
+    assert sum(len(i.get("notes", [])) for i in items) == 160
