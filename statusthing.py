@@ -35,6 +35,7 @@ import gzip
 import http
 import json
 import os
+import queue
 import secrets
 import select
 import signal
@@ -843,24 +844,44 @@ METHODS = _build_methods()
 
 
 class AnswerCache:
-    """Answers of read-only RPCs, kept until the next write (the service's generation moves).
+    """Answers of read-only RPCs, kept until the next write (until ``generation()`` moves).
 
-    Keys are whatever identifies a request on its transport. The cache is bounded: when full it starts over,
-    which is cheap for a status page, where few distinct reads are hot.
+    Keys are whatever identifies a request on its transport. When many requests miss at once (right after a
+    write), one computes the answer and the others wait for it: computing it 32 times over, one after another
+    behind the store's lock, would make the last of them wait for all the others. The cache is bounded: when
+    full it starts over, which is cheap for a status page, where few distinct reads are hot.
     """
 
-    def __init__(self, max_entries=1024):
-        self._entries = {}
+    def __init__(self, generation, max_entries=1024):
+        self._generation = generation
+        self._entries = {}  # key -> (generation, answer)
+        self._computing = {}  # key -> Event set when the thread computing it is done
+        self._lock = threading.Lock()
         self._max_entries = max_entries
 
-    def get(self, key, generation):
-        entry = self._entries.get(key)
-        return entry[1] if entry is not None and entry[0] == generation else None
-
-    def put(self, key, generation, value):
-        if len(self._entries) >= self._max_entries:
-            self._entries = {}
-        self._entries[key] = (generation, value)
+    def get(self, key, compute):
+        """The kept answer for ``key``, or ``compute()``'s (kept if nothing was written meanwhile)."""
+        while True:
+            generation = self._generation()
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] == generation:
+                return entry[1]
+            with self._lock:
+                done = self._computing.get(key)
+                if done is None:
+                    done = self._computing[key] = threading.Event()
+                    break
+            done.wait()  # then look again: the answer is there, or (after an error) this thread computes it
+        try:
+            answer = compute()
+            if len(self._entries) >= self._max_entries:
+                self._entries = {}
+            self._entries[key] = (generation, answer)
+            return answer
+        finally:
+            with self._lock:
+                del self._computing[key]
+            done.set()
 
 
 # ==================================================================================================================
@@ -954,21 +975,65 @@ def accepts_gzip(accept_encoding):
 # ==================================================================================================================
 # One JSON line per request on stdout, for people and for log shippers alike.
 
-_log_lock = threading.Lock()
-
-
 def utc_now_iso():
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+class LogWriter:
+    """Writes log lines from one thread, so request threads only queue a string and never wait on stdout.
+
+    Lines are written in batches, at most FLUSH_INTERVAL_S apart: under load the writer wakes a few times a
+    second instead of once a request, and so takes the interpreter lock from request threads that seldom.
+    """
+
+    FLUSH_INTERVAL_S = 0.05
+
+    def __init__(self, stream=None):
+        self._stream = stream
+        self._lines = queue.SimpleQueue()
+        self._thread = None
+        self._lock = threading.Lock()
+
+    def write(self, line):
+        if self._thread is None:
+            self._start()
+        self._lines.put(line)
+
+    def _start(self):
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
+                self._thread.start()
+
+    def _run(self):
+        while True:
+            batch = [self._lines.get()]
+            with contextlib.suppress(queue.Empty):
+                while len(batch) < 512:
+                    batch.append(self._lines.get_nowait())
+            stream = self._stream or sys.stdout
+            try:
+                stream.write("".join(line for line in batch if line is not None))
+                stream.flush()
+            except (OSError, ValueError):
+                pass  # a closed stdout must not stop the server
+            if None in batch:
+                return
+            time.sleep(self.FLUSH_INTERVAL_S)
+
+    def close(self):
+        """Write everything queued so far, then stop the writer thread."""
+        if self._thread is not None:
+            self._lines.put(None)
+            self._thread.join(5)
+            self._thread = None
+
+
+LOG = LogWriter()
+
+
 def log(**fields):
-    line = json.dumps({"time": utc_now_iso(), **fields}, ensure_ascii=False) + "\n"
-    with _log_lock:
-        try:
-            sys.stdout.write(line)
-            sys.stdout.flush()
-        except (OSError, ValueError):
-            pass  # a closed stdout must not take a request down with it
+    LOG.write(json.dumps({"time": utc_now_iso(), **fields}, ensure_ascii=False) + "\n")
 
 
 def log_internal_error(exc, where):
@@ -1049,7 +1114,6 @@ class Handler(BaseHTTPRequestHandler):
             self.busy = False
             if self.app.listener.draining:
                 self.close_connection = True
-            self.app.listener.connections_lock.notify_all()
 
     def log_request(self, code="-", size="-"):
         # Only http.server's own answers (a malformed request line, say) come here; ours log in _respond.
@@ -1175,20 +1239,18 @@ class Handler(BaseHTTPRequestHandler):
 
     def _respond_rpc(self, method, content_type, body):
         gzip_ok = accepts_gzip(self.headers.get("Accept-Encoding", ""))
-        service = self.app.service
-        cache_key = (method.path, content_type, gzip_ok, body)
+
+        def answer():
+            request = decode(content_type, body, method.request_class)
+            payload = encode(content_type, method.call(self.app.service, request))
+            if gzip_ok and len(payload) >= GZIP_MIN_BYTES:
+                return gzip.compress(payload, compresslevel=6, mtime=0), (("Content-Encoding", "gzip"),)
+            return payload, ()
+
         if method.reads_only:
-            cached = self.app.answers.get(cache_key, service.generation)
-            if cached is not None:
-                return self._respond(200, content_type, *cached)
-        generation = service.generation
-        request = decode(content_type, body, method.request_class)
-        payload = encode(content_type, method.call(service, request))
-        headers = ()
-        if gzip_ok and len(payload) >= GZIP_MIN_BYTES:
-            payload, headers = gzip.compress(payload, compresslevel=6, mtime=0), (("Content-Encoding", "gzip"),)
-        if method.reads_only:
-            self.app.answers.put(cache_key, generation, (payload, headers))
+            payload, headers = self.app.answers.get(("connect", method.path, content_type, gzip_ok, body), answer)
+        else:
+            payload, headers = answer()
         self._respond(200, content_type, payload, headers)
 
     def _respond_error(self, error):
@@ -1244,13 +1306,8 @@ def _grpc_unary_handler(method, app):
         code = "OK"
         try:
             if method.reads_only:
-                key = (method.path, request.SerializeToString(deterministic=True))
-                generation = app.service.generation
-                response = app.answers.get(key, generation)
-                if response is None:
-                    response = method.call(app.service, request)
-                    app.answers.put(key, generation, response)
-                return response
+                key = ("grpc", method.path, request.SerializeToString(deterministic=True))
+                return app.answers.get(key, lambda: method.call(app.service, request))
             return method.call(app.service, request)
         except StatusThingError as exc:
             code = CODES[exc.code].grpc.name
@@ -1372,7 +1429,7 @@ class Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.relay = relay
         self.connections = set()
-        self.connections_lock = threading.Condition()  # notified whenever a request finishes
+        self.connections_lock = threading.Lock()
         self.draining = False
         super().__init__((host, port), handler_class)
 
@@ -1386,6 +1443,11 @@ class Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
             self.relay.relay(request, client_address)
         elif head:
             self.RequestHandlerClass(request, client_address, self)
+
+    def handle_error(self, request, client_address):
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, (ConnectionError, TimeoutError)):  # a client hanging up is not worth a line
+            log_internal_error(exc, f"connection from {client_address[0]}")
 
     def track(self, handler):
         with self.connections_lock:
@@ -1405,8 +1467,11 @@ class Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
                 if not handler.busy:
                     with contextlib.suppress(OSError):
                         handler.connection.shutdown(socket.SHUT_RD)
-            while any(handler.busy for handler in self.connections) and time.monotonic() < deadline:
-                self.connections_lock.wait(deadline - time.monotonic())
+        while time.monotonic() < deadline:
+            with self.connections_lock:
+                if not any(handler.busy for handler in self.connections):
+                    return
+            time.sleep(0.02)
 
 
 class App:
@@ -1423,7 +1488,7 @@ class App:
             raise StartupError(f"--api-addr: {exc}") from None
         self.store = Store(config.db_path)
         self.service = StatusThingService(self.store)
-        self.answers = AnswerCache()
+        self.answers = AnswerCache(lambda: self.service.generation)
         self.grpc_server, grpc_port = build_grpc_server(self, config.devmode)
         self.relay = GrpcRelay(grpc_port)
         handler_class = type("AppHandler", (Handler,), {"app": self})
@@ -1491,6 +1556,7 @@ def main(argv=None):
     log(event="stopping")
     app.stop()
     log(event="stopped")
+    LOG.close()
     return 0
 
 

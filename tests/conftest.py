@@ -71,6 +71,15 @@ class Server:
     def log_lines(self):
         return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.strip()]
 
+    def request_log(self, protocol, count, timeout=5):
+        """The first ``count`` request log lines of ``protocol``, waiting for the server's batched log writes."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = [line for line in self.log_lines() if line.get("protocol") == protocol]
+            if len(lines) >= count or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.02)
+
     def http(self):
         return http.client.HTTPConnection(self.host, self.port, timeout=10)
 

@@ -79,7 +79,7 @@ def test_whole_flow_with_a_grpc_stub(server):
         with pytest.raises(grpc.RpcError) as info:
             notes.GetNote(pb.GetNoteRequest(note_id=note.id))
         assert info.value.code() == grpc.StatusCode.NOT_FOUND
-    lines = [line for line in server.log_lines() if line.get("protocol") == "grpc"]
+    lines = server.request_log("grpc", 9)
     assert len(lines) == 9
     assert lines[0]["method"] == "/statusthing.v1.StatusService/AddStatus" and lines[0]["code"] == "OK"
     assert lines[0]["remote"] == "127.0.0.1"  # the client, not the internal relay's ipv4:127.0.0.1:port
