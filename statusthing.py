@@ -16,24 +16,29 @@ preface (as gRPC clients do) is relayed to the grpcio server listening on an int
 What it does not do: TLS (put it behind a reverse proxy), streaming RPCs (there are none), Connect GET requests.
 
 Sections (``grep -n '^# ==' statusthing.py``):
-    1. Constants and configuration       7. Codec: protobuf <-> Connect wire
-    2. Errors and the code table         8. Request log
-    3. Storage: migrations               9. HTTP handler (Connect)
-    4. Storage: the Store               10. gRPC: servicer, reflection, relay
-    5. Domain service                   11. Assembly: App, listener, command line
-    6. RPC bindings
+    1. Constants and configuration       7. RPC bindings
+    2. Errors and the code table         8. Codec: protobuf <-> Connect wire
+    3. Storage: migrations               9. Request log
+    4. Storage: the Store               10. HTTP handler (Connect)
+    5. Domain service                   11. gRPC: servicer, reflection, relay
+    6. Accounts: users, tokens, creds   12. Assembly: App, listener, command line
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import dataclasses
 import datetime
 import email.utils
+import getpass
 import gzip
+import hashlib
+import hmac
 import http
 import json
+import math
 import os
 import queue
 import secrets
@@ -46,6 +51,7 @@ import sys
 import threading
 import time
 import traceback
+import urllib.parse
 import zlib
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler
@@ -87,6 +93,15 @@ MAX_DESCRIPTION_CHARS = 2000
 MAX_NOTE_CHARS = 10000
 MAX_COLOR_CHARS = 32
 
+# Accounts. scrypt's cost is recorded per user, so raising it later only affects passwords set from then on.
+DEFAULT_ADMIN = ("admin", "password")  # the original's default login, kept until an operator changes it
+SCRYPT_COST = {"n": 2 ** 14, "r": 8, "p": 1}  # about 16 MiB and a few tens of ms per check on this class of CPU
+MIN_PASSWORD_CHARS = 8
+FAILED_LOGINS_ALLOWED = 10  # per client address within FAILED_LOGIN_WINDOW_S; more are answered 429
+FAILED_LOGIN_WINDOW_S = 300
+LAST_USED_RESOLUTION_NS = 60 * 10 ** 9  # last login / token use is written at most once a minute per account
+REALM = "StatusThing"
+
 
 @dataclasses.dataclass(frozen=True)
 class Config:
@@ -95,6 +110,8 @@ class Config:
     api_addr: str = DEFAULT_API_ADDR
     db_path: str = DEFAULT_DB
     devmode: bool = False
+    first_admin_password: str = DEFAULT_ADMIN[1]  # used only when the users table is empty at start
+    cors_origins: tuple = ()  # origins whose browsers may call the API cross-site
 
 
 def split_host_port(addr):
@@ -143,9 +160,10 @@ class StatusThingError(Exception):
 
     code = "unknown"
 
-    def __init__(self, message):
+    def __init__(self, message, headers=()):
         super().__init__(message)
         self.message = message
+        self.headers = tuple(headers)  # extra (name, value) pairs: HTTP headers, or gRPC trailing metadata
 
 
 class InvalidArgument(StatusThingError):
@@ -169,8 +187,18 @@ class FailedPrecondition(StatusThingError):
 
 
 class ResourceExhausted(StatusThingError):
-    """The request is larger than the server accepts."""
+    """The request is larger than the server accepts, or its client failed to log in too often."""
     code = "resource_exhausted"
+
+
+class Unauthenticated(StatusThingError):
+    """A write without valid credentials. The message never says whether the user exists."""
+    code = "unauthenticated"
+
+
+class PermissionDenied(StatusThingError):
+    """Valid or not, the request may not write from where it comes (a foreign Origin)."""
+    code = "permission_denied"
 
 
 class Unimplemented(StatusThingError):
@@ -235,9 +263,47 @@ def _migration_default_statuses(conn):
                      (IDS.new(), name, color, kind, now, now))
 
 
+def _migration_accounts_and_audit(conn):
+    conn.execute("""
+        CREATE TABLE users (
+            id            TEXT PRIMARY KEY,
+            username      TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            password_hash BLOB NOT NULL,
+            password_salt BLOB NOT NULL,
+            scrypt_n      INTEGER NOT NULL,
+            scrypt_r      INTEGER NOT NULL,
+            scrypt_p      INTEGER NOT NULL,
+            first_name    TEXT NOT NULL DEFAULT '',
+            last_name     TEXT NOT NULL DEFAULT '',
+            email_address TEXT NOT NULL DEFAULT '',
+            avatar_url    TEXT NOT NULL DEFAULT '',
+            last_login_ns INTEGER,
+            created_ns    INTEGER NOT NULL,
+            updated_ns    INTEGER NOT NULL)""")
+    conn.execute("""
+        CREATE TABLE api_tokens (
+            id            TEXT PRIMARY KEY,
+            label         TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            token_sha256  TEXT NOT NULL UNIQUE,
+            created_by    TEXT NOT NULL,
+            created_ns    INTEGER NOT NULL,
+            last_used_ns  INTEGER)""")
+    conn.execute("""
+        CREATE TABLE audit_log (
+            id         INTEGER PRIMARY KEY AUTOINCREMENT,
+            time_ns    INTEGER NOT NULL,
+            actor      TEXT NOT NULL,
+            actor_kind TEXT NOT NULL,
+            client     TEXT NOT NULL,
+            rpc        TEXT NOT NULL,
+            target_id  TEXT NOT NULL,
+            changes    TEXT NOT NULL)""")
+
+
 MIGRATIONS = (
     (1, "initial schema", _migration_initial_schema),
     (2, "default statuses", _migration_default_statuses),
+    (3, "users, API tokens and the audit trail", _migration_accounts_and_audit),
 )
 
 
@@ -388,11 +454,15 @@ class Store:
                 raise
 
     @contextlib.contextmanager
-    def write(self):
-        """A write transaction: all of it commits, or (on any exception) none of it."""
+    def write(self, changes_data=True):
+        """A write transaction: all of it commits, or (on any exception) none of it.
+
+        ``changes_data=False`` for writes no kept answer depends on (accounts, last-used times).
+        """
         with self._transaction("BEGIN IMMEDIATE") as tx:
             yield tx
-            self.generation += 1
+            if changes_data:
+                self.generation += 1
 
     def read(self):
         """A read transaction: one consistent snapshot."""
@@ -532,6 +602,72 @@ class Transaction:
     def touch_item(self, item_id, now_ns):
         self._conn.execute("UPDATE items SET updated_ns = ? WHERE id = ?", (now_ns, item_id))
 
+    # -- accounts --------------------------------------------------------------------------------------------
+
+    def get_user(self, username):
+        """A dict of the user's row (with the password hash), or None."""
+        cursor = self._conn.execute("SELECT * FROM users WHERE username = ?", (username,))
+        row = cursor.fetchone()
+        return dict(zip((c[0] for c in cursor.description), row)) if row else None
+
+    def list_users(self):
+        return self._conn.execute(
+            "SELECT username, created_ns, last_login_ns FROM users ORDER BY username").fetchall()
+
+    def count_users(self):
+        return self._conn.execute("SELECT COUNT(*) FROM users").fetchone()[0]
+
+    def insert_user(self, user_id, username, password, now_ns):
+        self._unique("a user", username,
+                     "INSERT INTO users (id, username, password_hash, password_salt, scrypt_n, scrypt_r, scrypt_p,"
+                     " created_ns, updated_ns) VALUES (?,?,?,?,?,?,?,?,?)",
+                     (user_id, username, *password, now_ns, now_ns))
+
+    def set_password(self, user_id, password, now_ns):
+        self._conn.execute("UPDATE users SET password_hash = ?, password_salt = ?, scrypt_n = ?, scrypt_r = ?, "
+                           "scrypt_p = ?, updated_ns = ? WHERE id = ?", (*password, now_ns, user_id))
+
+    def delete_user(self, user_id):
+        self._conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
+
+    def touch_login(self, user_id, now_ns):
+        self._conn.execute("UPDATE users SET last_login_ns = ? WHERE id = ?", (now_ns, user_id))
+
+    def insert_token(self, token_id, label, token_sha256, created_by, now_ns):
+        self._unique("a token", label, "INSERT INTO api_tokens (id, label, token_sha256, created_by, created_ns) "
+                                       "VALUES (?,?,?,?,?)", (token_id, label, token_sha256, created_by, now_ns))
+
+    def get_token(self, token_sha256):
+        """(id, label, last_used_ns) of the token with this hash, or None."""
+        return self._conn.execute("SELECT id, label, last_used_ns FROM api_tokens WHERE token_sha256 = ?",
+                                  (token_sha256,)).fetchone()
+
+    def list_tokens(self):
+        return self._conn.execute(
+            "SELECT label, created_by, created_ns, last_used_ns FROM api_tokens ORDER BY created_ns").fetchall()
+
+    def delete_token(self, label):
+        """Return the id of the deleted token, or None when no token has that label."""
+        row = self._conn.execute("SELECT id FROM api_tokens WHERE label = ?", (label,)).fetchone()
+        if row:
+            self._conn.execute("DELETE FROM api_tokens WHERE id = ?", (row[0],))
+        return row[0] if row else None
+
+    def touch_token(self, token_id, now_ns):
+        self._conn.execute("UPDATE api_tokens SET last_used_ns = ? WHERE id = ?", (now_ns, token_id))
+
+    def insert_audit(self, time_ns, actor, rpc, target_id, changes):
+        self._conn.execute("INSERT INTO audit_log (time_ns, actor, actor_kind, client, rpc, target_id, changes) "
+                           "VALUES (?,?,?,?,?,?,?)", (time_ns, actor.name, actor.kind, actor.client, rpc,
+                                                      target_id, json.dumps(changes, ensure_ascii=False)))
+
+    def list_audit(self, limit):
+        """The newest ``limit`` audit entries, newest first, as dicts."""
+        cursor = self._conn.execute("SELECT id, time_ns, actor, actor_kind, client, rpc, target_id, changes "
+                                    "FROM audit_log ORDER BY id DESC LIMIT ?", (limit,))
+        names = [c[0] for c in cursor.description]
+        return [dict(zip(names, row), changes=json.loads(row[-1])) for row in cursor]
+
 
 # ==================================================================================================================
 # 5. Domain service
@@ -588,6 +724,13 @@ class StatusThingService:
     def __init__(self, store):
         self._store = store
 
+    @staticmethod
+    def _audit(tx, actor, rpc, target_id, changes):
+        """Record a write in the audit trail, in the write's own transaction: {field: [old, new]}."""
+        readable = {field: [pb.StatusKind.Name(v) if field == "kind" and v is not None else v for v in pair]
+                    for field, pair in changes.items()}
+        tx.insert_audit(CLOCK.now_ns(), actor, rpc, target_id, readable)
+
     @property
     def generation(self):
         """Changes whenever stored data changes; an answer computed at one generation holds until it moves."""
@@ -605,19 +748,21 @@ class StatusThingService:
         with self._store.read() as tx:
             return tx.list_statuses(kinds)
 
-    def add_status(self, name, description="", color="", kind=pb.STATUS_KIND_UNKNOWN):
+    def add_status(self, actor, name, description="", color="", kind=pb.STATUS_KIND_UNKNOWN):
         with self._store.write() as tx:
-            return self._add_status(tx, name, description, color, kind)
+            return self._add_status(tx, actor, name, description, color, kind)
 
-    def _add_status(self, tx, name, description, color, kind):
-        name = _clean_name(name, "status")
-        description = _clean_text(description, "description", MAX_DESCRIPTION_CHARS)
-        color, kind = _clean_color(color), _valid_kind(kind)
+    def _add_status(self, tx, actor, name, description, color, kind):
+        values = {"name": _clean_name(name, "status"),
+                  "description": _clean_text(description, "description", MAX_DESCRIPTION_CHARS),
+                  "color": _clean_color(color), "kind": _valid_kind(kind)}
         status_id = IDS.new()
-        tx.insert_status(status_id, name, description, color, kind, CLOCK.now_ns())
+        tx.insert_status(status_id, *values.values(), CLOCK.now_ns())
+        self._audit(tx, actor, "AddStatus", status_id, {k: [None, v] for k, v in values.items()})
         return tx.get_status(status_id)
 
-    def update_status(self, status_id, name="", description=None, color=None, kind=pb.STATUS_KIND_UNKNOWN):
+    def update_status(self, actor, status_id, name="", description=None, color=None,
+                      kind=pb.STATUS_KIND_UNKNOWN):
         """Change the fields given: a non-empty name, a description or colour that is not None, a known kind."""
         _required_id(status_id, "status_id")
         changes = {}
@@ -634,8 +779,10 @@ class StatusThingService:
             changes = {k: v for k, v in changes.items() if getattr(current, k) != v}
             if changes:
                 tx.update_status(status_id, changes, CLOCK.now_ns())
+                self._audit(tx, actor, "UpdateStatus", status_id,
+                            {k: [getattr(current, k), v] for k, v in changes.items()})
 
-    def delete_status(self, status_id):
+    def delete_status(self, actor, status_id):
         _required_id(status_id, "status_id")
         with self._store.write() as tx:
             status = self._existing_status(tx, status_id)
@@ -645,6 +792,8 @@ class StatusThingService:
                     f'status "{status.name}" is used by {in_use} item{"s" if in_use != 1 else ""}; '
                     f"give {'them' if in_use != 1 else 'it'} another status first")
             tx.delete_status(status_id)
+            self._audit(tx, actor, "DeleteStatus", status_id, {
+                k: [getattr(status, k), None] for k in ("name", "description", "color", "kind")})
 
     @staticmethod
     def _existing_status(tx, status_id):
@@ -667,7 +816,8 @@ class StatusThingService:
         with self._store.read() as tx:
             return tx.list_items(list(status_ids), kinds, with_notes=extended)
 
-    def add_item(self, name, description="", initial_status_id="", initial_status=None, initial_note_text=""):
+    def add_item(self, actor, name, description="", initial_status_id="", initial_status=None,
+                 initial_note_text=""):
         """Create an item, and in the same transaction its new status and first note when asked for.
 
         ``initial_status_id`` wins over ``initial_status`` when both are given.
@@ -679,7 +829,7 @@ class StatusThingService:
             if initial_status_id:
                 status_id = self._existing_status(tx, initial_status_id).id
             elif initial_status is not None:
-                status_id = self._add_status(tx, initial_status.name, initial_status.description,
+                status_id = self._add_status(tx, actor, initial_status.name, initial_status.description,
                                              initial_status.color, initial_status.kind).id
             else:
                 status_id = ""
@@ -687,9 +837,12 @@ class StatusThingService:
             tx.insert_item(item_id, name, description, status_id, now)
             if note_text:
                 tx.insert_note(IDS.new(), item_id, note_text, now)
+            self._audit(tx, actor, "AddItem", item_id, {
+                k: [None, v] for k, v in (("name", name), ("description", description), ("status_id", status_id),
+                                          ("initial_note_text", note_text)) if v})
             return tx.get_item(item_id)
 
-    def update_item(self, item_id, name="", description=None, status_id=""):
+    def update_item(self, actor, item_id, name="", description=None, status_id=""):
         """Change the fields given: a non-empty name, a description that is not None, a non-empty status_id."""
         _required_id(item_id, "item_id")
         changes = {}
@@ -706,13 +859,18 @@ class StatusThingService:
             changes = {k: v for k, v in changes.items() if current_values[k] != v}
             if changes:
                 tx.update_item(item_id, changes, CLOCK.now_ns())
+                self._audit(tx, actor, "UpdateItem", item_id,
+                            {k: [current_values[k], v] for k, v in changes.items()})
 
-    def delete_item(self, item_id):
+    def delete_item(self, actor, item_id):
         """Delete the item and its notes."""
         _required_id(item_id, "item_id")
         with self._store.write() as tx:
-            self._existing_item(tx, item_id, with_notes=False)
+            item = self._existing_item(tx, item_id, with_notes=True)
             tx.delete_item(item_id)
+            self._audit(tx, actor, "DeleteItem", item_id, {
+                "name": [item.name, None], "description": [item.description, None],
+                "status_id": [item.status.id, None], "notes": [len(item.notes), None]})
 
     @staticmethod
     def _existing_item(tx, item_id, with_notes):
@@ -736,7 +894,7 @@ class StatusThingService:
             self._existing_item(tx, item_id, with_notes=False)
             return tx.list_notes(item_id)
 
-    def add_note(self, item_id, text):
+    def add_note(self, actor, item_id, text):
         _required_id(item_id, "item_id")
         text = self._clean_note(text)
         with self._store.write() as tx:
@@ -744,9 +902,10 @@ class StatusThingService:
             note_id, now = IDS.new(), CLOCK.now_ns()
             tx.insert_note(note_id, item_id, text, now)
             tx.touch_item(item_id, now)
+            self._audit(tx, actor, "AddNote", note_id, {"item_id": [None, item_id], "text": [None, text]})
             return tx.get_note(note_id)[0]
 
-    def update_note(self, note_id, text):
+    def update_note(self, actor, note_id, text):
         _required_id(note_id, "note_id")
         text = self._clean_note(text)
         with self._store.write() as tx:
@@ -755,13 +914,15 @@ class StatusThingService:
                 now = CLOCK.now_ns()
                 tx.update_note(note_id, text, now)
                 tx.touch_item(item_id, now)
+                self._audit(tx, actor, "UpdateNote", note_id, {"text": [note.text, text]})
 
-    def delete_note(self, note_id):
+    def delete_note(self, actor, note_id):
         _required_id(note_id, "note_id")
         with self._store.write() as tx:
-            item_id = self._existing_note(tx, note_id)[1]
+            note, item_id = self._existing_note(tx, note_id)
             tx.delete_note(note_id)
             tx.touch_item(item_id, CLOCK.now_ns())
+            self._audit(tx, actor, "DeleteNote", note_id, {"item_id": [item_id, None], "text": [note.text, None]})
 
     @staticmethod
     def _clean_note(text):
@@ -779,7 +940,248 @@ class StatusThingService:
 
 
 # ==================================================================================================================
-# 6. RPC bindings
+# 6. Accounts: users, API tokens, credentials
+# ==================================================================================================================
+# Reads of the status page are public; every write needs a user (HTTP Basic) or an API token (Bearer). Passwords
+# are kept only as salted scrypt hashes; tokens only as SHA-256 (they are long random strings, so a fast hash is
+# enough). Everything is looked up in the database on each request, so the command line's changes (a new
+# password, a revoked token) count from the next request on.
+
+@dataclasses.dataclass(frozen=True)
+class Actor:
+    """Who makes a write, for the audit trail: a user, a token (by label) or the command line."""
+
+    name: str
+    kind: str  # "user", "token" or "cli"
+    client: str  # the client's address ("local" for the command line)
+
+
+def hash_password(password, cost=None):
+    """(hash, salt, n, r, p) for storing; the cost is kept with the hash so it can be raised later."""
+    cost = cost or SCRYPT_COST
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=cost["n"], r=cost["r"], p=cost["p"], dklen=32,
+                            maxmem=256 * 1024 * 1024)
+    return digest, salt, cost["n"], cost["r"], cost["p"]
+
+
+def password_matches(password, stored_hash, salt, n, r, p):
+    candidate = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=len(stored_hash),
+                               maxmem=256 * 1024 * 1024)
+    return hmac.compare_digest(candidate, stored_hash)
+
+
+def _clean_password(password):
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise InvalidArgument(f"a password needs at least {MIN_PASSWORD_CHARS} characters")
+    return password
+
+
+class FailedLogins:
+    """Failed credential checks per client address; too many within the window lock that address out."""
+
+    def __init__(self, allowed=FAILED_LOGINS_ALLOWED, window_s=FAILED_LOGIN_WINDOW_S):
+        self._allowed, self._window_s = allowed, window_s
+        self._failures = {}  # client -> monotonic times of its recent failures
+        self._lock = threading.Lock()
+
+    def retry_after(self, client):
+        """Seconds until ``client`` may try again, or 0 when it may try now."""
+        with self._lock:
+            recent = self._recent(client)
+            if len(recent) < self._allowed:
+                return 0
+            return max(1, math.ceil(recent[-self._allowed] + self._window_s - time.monotonic()))
+
+    def failed(self, client):
+        with self._lock:
+            if len(self._failures) > 10000:  # forget addresses whose failures are all old
+                for address in [a for a in self._failures if not self._recent(a)]:
+                    del self._failures[address]
+            self._recent(client).append(time.monotonic())
+
+    def succeeded(self, client):
+        with self._lock:
+            self._failures.pop(client, None)
+
+    def _recent(self, client):
+        cutoff = time.monotonic() - self._window_s
+        recent = [t for t in self._failures.get(client, ()) if t > cutoff]
+        self._failures[client] = recent
+        return recent
+
+
+class Accounts:
+    """Users and API tokens: managing them (command line, admin page) and checking credentials (every write)."""
+
+    def __init__(self, store):
+        self._store = store
+        self.failed_logins = FailedLogins()
+        # Checking a password costs an scrypt; remembering which (user, password) pairs already matched which
+        # stored hash keeps writes fast. Keys are HMACs under a per-process secret, never the password itself;
+        # a changed password changes the stored hash, so a remembered match stops counting at once.
+        self._secret = secrets.token_bytes(32)
+        self._matched = {}
+        # Unknown users are checked against this, so they cost the same scrypt as a wrong password.
+        self._decoy = hash_password(secrets.token_urlsafe(16))
+
+    # -- checking credentials --------------------------------------------------------------------------------
+
+    def authenticate(self, authorization, client):
+        """The Actor behind an Authorization header value (Basic or Bearer), or an error:
+        unauthenticated (missing or wrong), resource_exhausted (too many failures from this client)."""
+        scheme, _, credentials = (authorization or "").strip().partition(" ")
+        challenge = (("WWW-Authenticate", f'Basic realm="{REALM}", charset="UTF-8"'),)
+        if not credentials.strip():
+            raise Unauthenticated("this call changes data and needs credentials: HTTP Basic (a user) or "
+                                  "Bearer (an API token)", challenge)
+        wait = self.failed_logins.retry_after(client)
+        if wait:
+            raise ResourceExhausted(f"too many failed logins from {client}; try again in {wait} s",
+                                    (("Retry-After", str(wait)),))
+        scheme = scheme.lower()
+        actor = (self._basic(credentials.strip(), client) if scheme == "basic"
+                 else self._bearer(credentials.strip(), client) if scheme == "bearer" else None)
+        if actor is None:
+            self.failed_logins.failed(client)
+            raise Unauthenticated("wrong credentials", challenge)
+        self.failed_logins.succeeded(client)
+        return actor
+
+    def _basic(self, credentials, client):
+        try:
+            username, _, password = base64.b64decode(credentials, validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        user = self.check_password(username, password)
+        return Actor(user["username"], "user", client) if user else None
+
+    def check_password(self, username, password):
+        """The user's row when the password is right, else None (at the same cost whether or not they exist)."""
+        with self._store.read() as tx:
+            user = tx.get_user(username)
+        if user is None:
+            password_matches(password, *self._decoy)
+            return None
+        stored = (user["password_hash"], user["password_salt"], user["scrypt_n"], user["scrypt_r"],
+                  user["scrypt_p"])
+        key = hmac.new(self._secret, f"{user['id']}\0{password}".encode(), "sha256").digest()
+        remembered = self._matched.get(key)
+        if not (remembered is not None and hmac.compare_digest(remembered, stored[0])):
+            if not password_matches(password, *stored):
+                return None
+            if len(self._matched) > 1000:
+                self._matched.clear()
+            self._matched[key] = stored[0]
+        now = CLOCK.now_ns()
+        if (user["last_login_ns"] or 0) < now - LAST_USED_RESOLUTION_NS:
+            with self._store.write(changes_data=False) as tx:
+                tx.touch_login(user["id"], now)
+        return user
+
+    def _bearer(self, token, client):
+        with self._store.read() as tx:
+            found = tx.get_token(hashlib.sha256(token.encode()).hexdigest())
+        if found is None:
+            return None
+        token_id, label, last_used_ns = found
+        now = CLOCK.now_ns()
+        if (last_used_ns or 0) < now - LAST_USED_RESOLUTION_NS:
+            with self._store.write(changes_data=False) as tx:
+                tx.touch_token(token_id, now)
+        return Actor(label, "token", client)
+
+    def default_password_in_use(self):
+        """True while the default admin login still works."""
+        with self._store.read() as tx:
+            user = tx.get_user(DEFAULT_ADMIN[0])
+        return user is not None and password_matches(DEFAULT_ADMIN[1], user["password_hash"], user["password_salt"],
+                                                      user["scrypt_n"], user["scrypt_r"], user["scrypt_p"])
+
+    # -- managing users and tokens ---------------------------------------------------------------------------
+
+    def ensure_first_user(self, password):
+        """On a database without users, create the admin user; return True when it did."""
+        with self._store.write(changes_data=False) as tx:
+            if tx.count_users():
+                return False
+            now = CLOCK.now_ns()
+            tx.insert_user(IDS.new(), DEFAULT_ADMIN[0], hash_password(password), now)
+            return True
+
+    def add_user(self, actor, username, password):
+        username = _clean_name(username, "user")
+        if ":" in username:
+            raise InvalidArgument("a user name cannot contain ':' (HTTP Basic separates it from the password)")
+        hashed = hash_password(_clean_password(password))
+        with self._store.write(changes_data=False) as tx:
+            user_id = IDS.new()
+            tx.insert_user(user_id, username, hashed, CLOCK.now_ns())
+            tx.insert_audit(CLOCK.now_ns(), actor, "user add", user_id, {"username": [None, username]})
+
+    def set_password(self, actor, username, password):
+        hashed = hash_password(_clean_password(password))
+        with self._store.write(changes_data=False) as tx:
+            user = self._existing_user(tx, username)
+            tx.set_password(user["id"], hashed, CLOCK.now_ns())
+            tx.insert_audit(CLOCK.now_ns(), actor, "user passwd", user["id"], {"password": ["(set)", "(set)"]})
+
+    def change_own_password(self, actor, current_password, new_password):
+        """For the admin page: the user proves the current password again before setting a new one."""
+        if self.check_password(actor.name, current_password) is None:
+            raise InvalidArgument("the current password is not right")
+        if new_password == current_password:
+            raise InvalidArgument("the new password is the same as the current one")
+        self.set_password(actor, actor.name, new_password)
+
+    def delete_user(self, actor, username):
+        with self._store.write(changes_data=False) as tx:
+            user = self._existing_user(tx, username)
+            if tx.count_users() == 1:
+                raise FailedPrecondition(f'"{user["username"]}" is the only user; add another before deleting it')
+            tx.delete_user(user["id"])
+            tx.insert_audit(CLOCK.now_ns(), actor, "user del", user["id"], {"username": [user["username"], None]})
+
+    def list_users(self):
+        with self._store.read() as tx:
+            return tx.list_users()
+
+    def add_token(self, actor, label):
+        """Create a token and return it: the only time it is ever shown."""
+        label = _clean_name(label, "token")
+        token = "st_" + secrets.token_urlsafe(32)
+        with self._store.write(changes_data=False) as tx:
+            token_id = IDS.new()
+            tx.insert_token(token_id, label, hashlib.sha256(token.encode()).hexdigest(), actor.name,
+                            CLOCK.now_ns())
+            tx.insert_audit(CLOCK.now_ns(), actor, "token add", token_id, {"label": [None, label]})
+        return token
+
+    def list_tokens(self):
+        with self._store.read() as tx:
+            return tx.list_tokens()
+
+    def revoke_token(self, actor, label):
+        with self._store.write(changes_data=False) as tx:
+            token_id = tx.delete_token(label)
+            if token_id is None:
+                raise NotFound(f'no token labelled "{label}"')
+            tx.insert_audit(CLOCK.now_ns(), actor, "token revoke", token_id, {"label": [label, None]})
+
+    def audit(self, limit=100):
+        with self._store.read() as tx:
+            return tx.list_audit(limit)
+
+    @staticmethod
+    def _existing_user(tx, username):
+        user = tx.get_user(username)
+        if user is None:
+            raise NotFound(f'no user named "{username}"')
+        return user
+
+
+# ==================================================================================================================
+# 7. RPC bindings
 # ==================================================================================================================
 # One function per RPC turns a request message into service arguments and the result into a response message.
 # The route table is built from the service descriptors, so no path is typed by hand and none can be missed.
@@ -789,29 +1191,29 @@ def _optional(request, field):
     return getattr(request, field) if request.HasField(field) else None
 
 
-BINDINGS = {
-    "GetItem": lambda svc, r: pb.GetItemResponse(item=svc.get_item(r.item_id)),
-    "ListItems": lambda svc, r: pb.ListItemsResponse(
+BINDINGS = {  # rpc name -> (service, request, actor) -> response; reads ignore the actor
+    "GetItem": lambda svc, r, actor: pb.GetItemResponse(item=svc.get_item(r.item_id)),
+    "ListItems": lambda svc, r, actor: pb.ListItemsResponse(
         items=svc.list_items(r.status_ids, r.kinds, r.extended)),
-    "AddItem": lambda svc, r: pb.AddItemResponse(item=svc.add_item(
-        r.name, r.description, r.initial_status_id,
+    "AddItem": lambda svc, r, actor: pb.AddItemResponse(item=svc.add_item(
+        actor, r.name, r.description, r.initial_status_id,
         r.initial_status if r.HasField("initial_status") else None, r.initial_note_text)),
-    "UpdateItem": lambda svc, r: svc.update_item(
-        r.item_id, r.name, _optional(r, "description"), r.status_id) or pb.UpdateItemResponse(),
-    "DeleteItem": lambda svc, r: svc.delete_item(r.item_id) or pb.DeleteItemResponse(),
-    "GetStatus": lambda svc, r: pb.GetStatusResponse(status=svc.get_status(r.status_id)),
-    "ListStatus": lambda svc, r: pb.ListStatusResponse(statuses=svc.list_statuses(r.kinds)),
-    "AddStatus": lambda svc, r: pb.AddStatusResponse(status=svc.add_status(
-        r.name, r.description, r.color, r.kind)),
-    "UpdateStatus": lambda svc, r: svc.update_status(
-        r.status_id, r.name, _optional(r, "description"), _optional(r, "color"), r.kind)
+    "UpdateItem": lambda svc, r, actor: svc.update_item(
+        actor, r.item_id, r.name, _optional(r, "description"), r.status_id) or pb.UpdateItemResponse(),
+    "DeleteItem": lambda svc, r, actor: svc.delete_item(actor, r.item_id) or pb.DeleteItemResponse(),
+    "GetStatus": lambda svc, r, actor: pb.GetStatusResponse(status=svc.get_status(r.status_id)),
+    "ListStatus": lambda svc, r, actor: pb.ListStatusResponse(statuses=svc.list_statuses(r.kinds)),
+    "AddStatus": lambda svc, r, actor: pb.AddStatusResponse(status=svc.add_status(
+        actor, r.name, r.description, r.color, r.kind)),
+    "UpdateStatus": lambda svc, r, actor: svc.update_status(
+        actor, r.status_id, r.name, _optional(r, "description"), _optional(r, "color"), r.kind)
         or pb.UpdateStatusResponse(),
-    "DeleteStatus": lambda svc, r: svc.delete_status(r.status_id) or pb.DeleteStatusResponse(),
-    "GetNote": lambda svc, r: pb.GetNoteResponse(note=svc.get_note(r.note_id)),
-    "ListNotes": lambda svc, r: pb.ListNotesResponse(notes=svc.list_notes(r.item_id)),
-    "AddNote": lambda svc, r: pb.AddNoteResponse(note=svc.add_note(r.item_id, r.note_text)),
-    "UpdateNote": lambda svc, r: svc.update_note(r.note_id, r.note_text) or pb.UpdateNoteResponse(),
-    "DeleteNote": lambda svc, r: svc.delete_note(r.note_id) or pb.DeleteNoteResponse(),
+    "DeleteStatus": lambda svc, r, actor: svc.delete_status(actor, r.status_id) or pb.DeleteStatusResponse(),
+    "GetNote": lambda svc, r, actor: pb.GetNoteResponse(note=svc.get_note(r.note_id)),
+    "ListNotes": lambda svc, r, actor: pb.ListNotesResponse(notes=svc.list_notes(r.item_id)),
+    "AddNote": lambda svc, r, actor: pb.AddNoteResponse(note=svc.add_note(actor, r.item_id, r.note_text)),
+    "UpdateNote": lambda svc, r, actor: svc.update_note(actor, r.note_id, r.note_text) or pb.UpdateNoteResponse(),
+    "DeleteNote": lambda svc, r, actor: svc.delete_note(actor, r.note_id) or pb.DeleteNoteResponse(),
 }
 
 
@@ -824,7 +1226,7 @@ class Method:
     name: str
     request_class: type
     response_class: type
-    call: object  # (StatusThingService, request) -> response
+    call: object  # (StatusThingService, request, Actor or None) -> response
     reads_only: bool  # its answer may be kept until the next write
 
 
@@ -885,7 +1287,7 @@ class AnswerCache:
 
 
 # ==================================================================================================================
-# 7. Codec: protobuf <-> Connect wire
+# 8. Codec: protobuf <-> Connect wire
 # ==================================================================================================================
 
 JSON = "application/json"
@@ -971,7 +1373,7 @@ def accepts_gzip(accept_encoding):
 
 
 # ==================================================================================================================
-# 8. Request log
+# 9. Request log
 # ==================================================================================================================
 # One JSON line per request on stdout, for people and for log shippers alike.
 
@@ -1042,7 +1444,7 @@ def log_internal_error(exc, where):
 
 
 # ==================================================================================================================
-# 9. HTTP handler (Connect)
+# 10. HTTP handler (Connect)
 # ==================================================================================================================
 
 _REASONS = {status.value: status.phrase for status in http.HTTPStatus}
@@ -1133,44 +1535,107 @@ class Handler(BaseHTTPRequestHandler):
     # -- methods ---------------------------------------------------------------------------------------------
 
     def do_POST(self):
-        content_type = JSON
+        self._answer(self._post)
+
+    def do_GET(self):
+        self._answer(self._get)
+
+    def do_OPTIONS(self):
+        self._answer(self._options)
+
+    def do_PUT(self):
+        self._answer(self._not_allowed)
+
+    do_DELETE = do_PATCH = do_HEAD = do_PUT
+
+    def _answer(self, route):
+        """The one funnel: every error becomes its answer here, and anything unexpected becomes "internal"."""
         try:
             # The body is read first, whatever the answer, so the next request on this connection starts clean.
-            body = self._read_body()
-            path = self.path.split("?", 1)[0]
-            method = METHODS.get(path)
-            if method is None:
-                raise HttpError(404, f"no such procedure: {path}")
-            content_type = self._content_type()
-            self._respond_rpc(method, content_type, self._decode_content_encoding(body))
+            route(self.path.split("?", 1)[0], self._read_body())
         except _AlreadyAnswered:
             pass
         except HttpError as exc:
             self._respond(exc.status, "text/plain; charset=utf-8", (exc.message + "\n").encode(), exc.headers)
         except StatusThingError as exc:
             self._respond_error(exc)
-        except Exception as exc:  # the one place an unexpected error becomes "internal"
+        except Exception as exc:
             log_internal_error(exc, self.path)
             self._respond_error(Internal("internal error"))
 
-    def do_GET(self):
-        self._not_post()
+    def _post(self, path, body):
+        method = METHODS.get(path)
+        if method is not None:
+            content_type = self._content_type()
+            return self._respond_rpc(method, content_type, self._decode_content_encoding(body))
+        if path == "/admin/api/password":
+            return self._change_password(self._decode_content_encoding(body))
+        raise HttpError(404, f"no such procedure: {path}")
 
-    do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
+    def _get(self, path, body):
+        if path == "/admin/api/me":
+            actor = self._admin_user()
+            return self._respond_json({"username": actor.name,
+                                       "defaultPassword": self.app.accounts.default_password_in_use()})
+        if path == "/admin/api/audit":
+            self._admin_user()
+            query = urllib.parse.parse_qs(self.path.partition("?")[2])
+            limit = query.get("limit", ["100"])[0]
+            if not limit.isdigit() or not 1 <= int(limit) <= 10000:
+                raise InvalidArgument("limit must be a number from 1 to 10000")
+            return self._respond_json({"entries": self.app.accounts.audit(int(limit))})
+        self._not_allowed(path, body)
 
-    def _not_post(self):
-        try:
-            self._read_body()
-        except _AlreadyAnswered:
-            return
-        except StatusThingError:
-            self.close_connection = True
-        path = self.path.split("?", 1)[0]
+    def _options(self, path, body):
+        origin = self.headers.get("Origin")
+        if path in METHODS and origin in self.app.config.cors_origins:
+            # A CORS preflight from an origin the operator allowed with --cors-origin.
+            return self._respond(204, "text/plain", b"", (
+                ("Access-Control-Allow-Methods", "POST"),
+                ("Access-Control-Allow-Headers", "Content-Type, Authorization, Connect-Protocol-Version, "
+                                                 "Connect-Timeout-Ms, Content-Encoding, Accept-Encoding"),
+                ("Access-Control-Max-Age", "600")))
+        self._not_allowed(path, body)
+
+    def _not_allowed(self, path, body):
         if path in METHODS:
-            status, message, headers = 405, f"{self.command} is not allowed here; use POST", (("Allow", "POST"),)
-        else:
-            status, message, headers = 404, f"not found: {path}", ()
-        self._respond(status, "text/plain; charset=utf-8", (message + "\n").encode(), headers)
+            raise HttpError(405, f"{self.command} is not allowed here; use POST", (("Allow", "POST"),))
+        raise HttpError(404, f"not found: {path}")
+
+    # -- who may write -----------------------------------------------------------------------------------------
+
+    def _check_origin(self):
+        """Browsers send Basic credentials on their own, so a write from another site's page must not pass.
+        (Cross-site forms cannot send a JSON or proto content type, which every write already requires.)"""
+        origin = self.headers.get("Origin")
+        if origin is None or origin in self.app.config.cors_origins:
+            return
+        if urllib.parse.urlsplit(origin).netloc.lower() != self.headers.get("Host", "").lower():
+            raise PermissionDenied(f"cross-site write refused: origin {origin} is not this server's")
+
+    def _writer(self):
+        self._check_origin()
+        return self.app.accounts.authenticate(self.headers.get("Authorization"), self.client_address[0])
+
+    def _admin_user(self):
+        actor = self.app.accounts.authenticate(self.headers.get("Authorization"), self.client_address[0])
+        if actor.kind != "user":
+            raise PermissionDenied("the admin pages are for users, not API tokens")
+        return actor
+
+    def _change_password(self, body):
+        self._content_type()
+        self._check_origin()
+        actor = self._admin_user()
+        try:
+            fields = json.loads(body)
+            current, new = fields["currentPassword"], fields["newPassword"]
+            if not (isinstance(current, str) and isinstance(new, str)):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            raise InvalidArgument('send {"currentPassword": "...", "newPassword": "..."}') from None
+        self.app.accounts.change_own_password(actor, current, new)
+        self._respond_json({})
 
     # -- Connect ---------------------------------------------------------------------------------------------
 
@@ -1239,10 +1704,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def _respond_rpc(self, method, content_type, body):
         gzip_ok = accepts_gzip(self.headers.get("Accept-Encoding", ""))
+        actor = None if method.reads_only else self._writer()
 
         def answer():
             request = decode(content_type, body, method.request_class)
-            payload = encode(content_type, method.call(self.app.service, request))
+            payload = encode(content_type, method.call(self.app.service, request, actor))
             if gzip_ok and len(payload) >= GZIP_MIN_BYTES:
                 return gzip.compress(payload, compresslevel=6, mtime=0), (("Content-Encoding", "gzip"),)
             return payload, ()
@@ -1255,12 +1721,19 @@ class Handler(BaseHTTPRequestHandler):
 
     def _respond_error(self, error):
         status, body = encode_error(error)
-        self._respond(status, JSON, body, code=error.code)
+        self._respond(status, JSON, body, error.headers, code=error.code)
+
+    def _respond_json(self, value):
+        self._respond(200, JSON, json.dumps(value, ensure_ascii=False).encode(), (("Cache-Control", "no-store"),))
 
     def _respond(self, status, content_type, body, headers=(), code=None):
         lines = [f"HTTP/1.1 {status} {_REASONS.get(status, '')}", f"Date: {HTTP_DATE}",
                  f"Server: {self.server_version}", f"Content-Type: {content_type}", f"Content-Length: {len(body)}"]
         lines.extend(f"{name}: {value}" for name, value in headers)
+        origin = self.headers.get("Origin") if self.app.config.cors_origins else None
+        if origin in self.app.config.cors_origins:
+            lines.extend((f"Access-Control-Allow-Origin: {origin}", "Vary: Origin",
+                          "Access-Control-Expose-Headers: Content-Encoding, Retry-After, WWW-Authenticate"))
         if self.app.listener.draining:
             self.close_connection = True
         if self.close_connection:
@@ -1292,7 +1765,7 @@ def _drain_briefly(sock, limit=4 * MAX_REQUEST_BYTES, seconds=2.0):
 
 
 # ==================================================================================================================
-# 10. gRPC: servicer, reflection, relay
+# 11. gRPC: servicer, reflection, relay
 # ==================================================================================================================
 
 REFLECTION_SERVICES = ("grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection")
@@ -1304,13 +1777,18 @@ def _grpc_unary_handler(method, app):
     def handle(request, context):
         started = time.perf_counter()
         code = "OK"
+        client = app.relay.client_of(context.peer())
         try:
             if method.reads_only:
                 key = ("grpc", method.path, request.SerializeToString(deterministic=True))
-                return app.answers.get(key, lambda: method.call(app.service, request))
-            return method.call(app.service, request)
+                return app.answers.get(key, lambda: method.call(app.service, request, None))
+            authorization = dict(context.invocation_metadata()).get("authorization")
+            actor = app.accounts.authenticate(authorization, client)
+            return method.call(app.service, request, actor)
         except StatusThingError as exc:
             code = CODES[exc.code].grpc.name
+            if exc.headers:
+                context.set_trailing_metadata(tuple((name.lower(), value) for name, value in exc.headers))
             context.abort(CODES[exc.code].grpc, exc.message)
         except Exception as exc:  # (context.abort above raises past this clause, not into it)
             log_internal_error(exc, method.path)
@@ -1318,8 +1796,7 @@ def _grpc_unary_handler(method, app):
             context.abort(grpc.StatusCode.INTERNAL, "internal error")
         finally:
             log(protocol="grpc", method=method.path, code=code,
-                duration_ms=round((time.perf_counter() - started) * 1000, 3),
-                remote=app.relay.client_of(context.peer()))
+                duration_ms=round((time.perf_counter() - started) * 1000, 3), remote=client)
 
     return grpc.unary_unary_rpc_method_handler(handle, request_deserializer=method.request_class.FromString,
                                                response_serializer=method.response_class.SerializeToString)
@@ -1409,7 +1886,7 @@ class GrpcRelay:
 
 
 # ==================================================================================================================
-# 11. Assembly: App, listener, command line
+# 12. Assembly: App, listener, command line
 # ==================================================================================================================
 
 HTTP2_PREFACE_START = b"PRI"  # "PRI * HTTP/2.0\r\n..."; no HTTP/1.1 method starts with these three bytes
@@ -1486,7 +1963,7 @@ class App:
             host, port = split_host_port(config.api_addr)
         except ValueError as exc:
             raise StartupError(f"--api-addr: {exc}") from None
-        self.store = Store(config.db_path)
+        self.store, self.accounts = open_database(config)
         self.service = StatusThingService(self.store)
         self.answers = AnswerCache(lambda: self.service.generation)
         self.grpc_server, grpc_port = build_grpc_server(self, config.devmode)
@@ -1520,11 +1997,25 @@ class App:
         self.store.close()
 
 
+def open_database(config):
+    """(Store, Accounts) on the configured database, migrated, with a first user when there is none."""
+    store = Store(config.db_path)
+    accounts = Accounts(store)
+    try:
+        accounts.ensure_first_user(config.first_admin_password)
+    except StatusThingError as exc:
+        store.close()
+        raise StartupError(f"cannot create the first user: {exc.message}") from None
+    return store, accounts
+
+
 def _build_parser():
     parser = argparse.ArgumentParser(
         prog="statusthing.py",
-        description="StatusThing: a self-hosted status page. Serves the statusthing.v1 API over gRPC and the "
-                    "Connect protocol (JSON and binary) on one address, stored in SQLite.")
+        description="StatusThing: a self-hosted status page. Without a command, serves the statusthing.v1 API "
+                    "over gRPC and the Connect protocol (JSON and binary) on one address, stored in SQLite.",
+        epilog="On a database without users the first start creates 'admin' with the password 'password', or "
+               "with $STATUSTHING_ADMIN_PASSWORD when that is set.")
     parser.add_argument("--api-addr", default=DEFAULT_API_ADDR, metavar="HOST:PORT",
                         help=f"address to listen on for Connect and gRPC alike (default {DEFAULT_API_ADDR}; "
                              "port 0 picks a free port, printed in the startup log line)")
@@ -1532,15 +2023,110 @@ def _build_parser():
                         help=f"SQLite database file, created and migrated on start (default {DEFAULT_DB})")
     parser.add_argument("--devmode", action="store_true",
                         help="development mode: turn on gRPC server reflection")
+    parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                        help="let browser pages from ORIGIN (e.g. https://example.com) call the API; repeatable; "
+                             "by default no CORS headers are sent")
     parser.add_argument("--version", action="version", version=f"statusthing {VERSION}")
+
+    # Commands work on the same database as the server, also while it runs.
+    db = argparse.ArgumentParser(add_help=False)
+    db.add_argument("--db", default=argparse.SUPPRESS, metavar="PATH", help=f"database (default {DEFAULT_DB})")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    user = commands.add_parser("user", help="manage users (who may change the status page)")
+    user_commands = user.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for action, text in (("add", "add a user"), ("passwd", "set a user's password")):
+        sub = user_commands.add_parser(action, parents=[db], help=text)
+        sub.add_argument("name")
+        sub.add_argument("--stdin", action="store_true", help="read the password as one line from standard input "
+                                                              "instead of prompting twice")
+    user_commands.add_parser("del", parents=[db], help="delete a user").add_argument("name")
+    user_commands.add_parser("list", parents=[db], help="list users")
+
+    token = commands.add_parser("token", help="manage API tokens (for scripts and CI)")
+    token_commands = token.add_subparsers(dest="action", metavar="ACTION", required=True)
+    token_commands.add_parser("add", parents=[db], help="create a token and print it (only this once)"
+                              ).add_argument("label")
+    token_commands.add_parser("list", parents=[db], help="list tokens: label, created, last used")
+    token_commands.add_parser("revoke", parents=[db], help="revoke a token").add_argument("label")
+
+    audit = commands.add_parser("audit", parents=[db], help="print the audit trail, newest first")
+    audit.add_argument("--limit", type=int, default=50, metavar="N", help="how many entries (default 50)")
+    audit.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser
 
 
-def main(argv=None):
-    """Run the server until SIGINT or SIGTERM; return the exit code."""
-    args = _build_parser().parse_args(argv)
-    config = Config(api_addr=args.api_addr, db_path=args.db, devmode=args.devmode)
+def _format_ns(ns):
+    if not ns:
+        return "never"
+    return datetime.datetime.fromtimestamp(ns / 1e9, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _read_new_password(args):
+    if args.stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass(f"New password for {args.name}: ")
+    if getpass.getpass("Again: ") != first:
+        raise InvalidArgument("the two passwords differ; nothing was changed")
+    return first
+
+
+def run_command(args, config):
+    """The account and audit commands; returns the exit code."""
+    store, accounts = open_database(config)
+    actor = Actor(f"cli:{getpass.getuser()}", "cli", "local")
     try:
+        if args.command == "user":
+            if args.action == "add":
+                accounts.add_user(actor, args.name, _read_new_password(args))
+                print(f"added user {args.name}")
+            elif args.action == "passwd":
+                accounts.set_password(actor, args.name, _read_new_password(args))
+                print(f"changed the password of {args.name}")
+            elif args.action == "del":
+                accounts.delete_user(actor, args.name)
+                print(f"deleted user {args.name}")
+            else:
+                for username, created_ns, last_login_ns in accounts.list_users():
+                    print(f"{username:<24} created {_format_ns(created_ns)}   last login {_format_ns(last_login_ns)}")
+        elif args.command == "token":
+            if args.action == "add":
+                print(accounts.add_token(actor, args.label))
+                print(f"(token {args.label}: shown only now; use it as 'Authorization: Bearer <token>')",
+                      file=sys.stderr)
+            elif args.action == "revoke":
+                accounts.revoke_token(actor, args.label)
+                print(f"revoked token {args.label}")
+            else:
+                for label, created_by, created_ns, last_used_ns in accounts.list_tokens():
+                    print(f"{label:<24} created {_format_ns(created_ns)} by {created_by}   "
+                          f"last used {_format_ns(last_used_ns)}")
+        elif args.command == "audit":
+            for entry in reversed(accounts.audit(max(1, args.limit))):
+                entry["time"] = datetime.datetime.fromtimestamp(entry.pop("time_ns") / 1e9, datetime.timezone.utc
+                                                                ).isoformat(timespec="milliseconds")
+                if args.json:
+                    print(json.dumps(entry, ensure_ascii=False))
+                else:
+                    print(f"{entry['time']}  {entry['actor']} ({entry['actor_kind']}, {entry['client']})  "
+                          f"{entry['rpc']} {entry['target_id']}  {json.dumps(entry['changes'], ensure_ascii=False)}")
+        return 0
+    except StatusThingError as exc:
+        print(f"statusthing: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+
+
+def main(argv=None):
+    """Run the server until SIGINT or SIGTERM (or run a command); return the exit code."""
+    args = _build_parser().parse_args(argv)
+    config = Config(api_addr=args.api_addr, db_path=args.db, devmode=args.devmode,
+                    first_admin_password=os.environ.get("STATUSTHING_ADMIN_PASSWORD") or DEFAULT_ADMIN[1],
+                    cors_origins=tuple(args.cors_origin))
+    try:
+        if args.command:
+            return run_command(args, config)
         app = App(config)
     except StartupError as exc:
         print(f"statusthing: {exc}", file=sys.stderr)
@@ -1551,6 +2137,10 @@ def main(argv=None):
     app.start()
     log(event="start", version=VERSION, address=app.address, db=os.path.abspath(config.db_path),
         schema_version=app.store.schema_version, devmode=config.devmode, pid=os.getpid())
+    if app.accounts.default_password_in_use():
+        log(level="warning", event="default_password",
+            message=f"the default login {DEFAULT_ADMIN[0]}/{DEFAULT_ADMIN[1]} still works: change it with "
+                    f"'python statusthing.py user passwd {DEFAULT_ADMIN[0]}' or on the admin page")
     while not stop.wait(3600):
         pass
     log(event="stopping")

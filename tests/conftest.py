@@ -1,5 +1,6 @@
 """Fixtures: the real server as a subprocess on a free loopback port with its own temporary database, and one
 client interface over the three ways to reach it (Connect JSON, Connect binary, gRPC)."""
+import base64
 import http.client
 import json
 import os
@@ -38,6 +39,15 @@ CONTRACT_CODES = {
     "deadline_exceeded": (504, grpc.StatusCode.DEADLINE_EXCEEDED),
 }
 GRPC_TO_CONNECT = {grpc_code: name for name, (_, grpc_code) in CONTRACT_CODES.items()}
+
+ADMIN = ("admin", "password")  # the default login of a fresh database
+
+
+def basic(username, password):
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+ADMIN_AUTH = basic(*ADMIN)
 
 SERVICE_OF = {method.name: service.name for service in pb.SERVICES_DESCRIPTOR.services_by_name.values()
               for method in service.methods}
@@ -83,12 +93,14 @@ class Server:
     def http(self):
         return http.client.HTTPConnection(self.host, self.port, timeout=10)
 
-    def post(self, path, body, content_type="application/json", headers=None, conn=None):
-        """One POST; returns (status, headers, body bytes)."""
+    def post(self, path, body, content_type="application/json", headers=None, conn=None, auth=ADMIN_AUTH):
+        """One POST (with the default admin's credentials unless ``auth`` says otherwise);
+        returns (status, headers, body bytes)."""
         own = conn is None
         conn = conn or self.http()
+        headers = {"Content-Type": content_type, **({"Authorization": auth} if auth else {}), **(headers or {})}
         try:
-            conn.request("POST", path, body=body, headers={"Content-Type": content_type, **(headers or {})})
+            conn.request("POST", path, body=body, headers=headers)
             response = conn.getresponse()
             return response.status, response.headers, response.read()
         finally:
@@ -152,12 +164,13 @@ class RpcFailure(Exception):
 class ConnectJsonClient:
     name = "connect_json"
 
-    def __init__(self, server):
-        self.server, self.conn = server, server.http()
+    def __init__(self, server, auth=ADMIN_AUTH):
+        self.server, self.conn, self.auth = server, server.http(), auth
 
     def call(self, rpc, request):
         path = f"/statusthing.v1.{SERVICE_OF[rpc]}/{rpc}"
-        status, headers, body = self.server.post(path, json_format.MessageToJson(request), conn=self.conn)
+        status, headers, body = self.server.post(path, json_format.MessageToJson(request), conn=self.conn,
+                                                 auth=self.auth)
         if status != 200:
             return self.fail(status, headers, body)
         assert headers["Content-Type"] == "application/json"
@@ -180,7 +193,7 @@ class ConnectProtoClient(ConnectJsonClient):
     def call(self, rpc, request):
         path = f"/statusthing.v1.{SERVICE_OF[rpc]}/{rpc}"
         status, headers, body = self.server.post(path, request.SerializeToString(), "application/proto",
-                                                 conn=self.conn)
+                                                 conn=self.conn, auth=self.auth)
         if status != 200:
             return self.fail(status, headers, body)
         assert headers["Content-Type"] == "application/proto"
@@ -190,15 +203,16 @@ class ConnectProtoClient(ConnectJsonClient):
 class GrpcClient:
     name = "grpc"
 
-    def __init__(self, server):
+    def __init__(self, server, auth=ADMIN_AUTH):
         self.channel = server.channel()
+        self.metadata = (("authorization", auth),) if auth else ()
 
     def call(self, rpc, request):
         path = f"/statusthing.v1.{SERVICE_OF[rpc]}/{rpc}"
         stub = self.channel.unary_unary(path, request_serializer=type(request).SerializeToString,
                                         response_deserializer=getattr(pb, f"{rpc}Response").FromString)
         try:
-            return stub(request, timeout=10)
+            return stub(request, timeout=10, metadata=self.metadata)
         except grpc.RpcError as exc:
             raise RpcFailure(GRPC_TO_CONNECT[exc.code()], exc.details()) from None
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 import statusthing
-from conftest import ROOT
+from conftest import ADMIN_AUTH, ROOT
 
 LIST = "/statusthing.v1.ItemsService/ListItems"
 
@@ -66,7 +66,7 @@ def test_bad_address(tmp_path):
 def test_startup_and_request_log_lines(server):
     start = server.start_line
     assert start["address"] == f"127.0.0.1:{server.port}" and start["db"].endswith("st.db")
-    assert start["schema_version"] == 2 and start["devmode"] is False and start["version"] == statusthing.VERSION
+    assert start["schema_version"] == 3 and start["devmode"] is False and start["version"] == statusthing.VERSION
     server.post(LIST, "{}")
     server.post(LIST, "{nope")
     lines = server.request_log("http", 2)
@@ -83,8 +83,9 @@ def test_graceful_stop_finishes_requests_in_flight(start_server, sig):
     idle = socket.create_connection((server.host, server.port))  # an idle keep-alive connection must not hold us
     body = b'{"name": "in flight"}'
     busy = socket.create_connection((server.host, server.port), timeout=10)
-    busy.sendall(b"POST /statusthing.v1.ItemsService/AddItem HTTP/1.1\r\nHost: x\r\n"
-                 b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body[:5]))
+    busy.sendall(b"POST /statusthing.v1.ItemsService/AddItem HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n"
+                 b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                 % (ADMIN_AUTH.encode(), len(body), body[:5]))
     time.sleep(0.3)  # the server has started on this request
     server.proc.send_signal(sig)
     time.sleep(0.3)
@@ -126,7 +127,7 @@ def test_concurrent_writers_over_both_transports(server):
             stub = pb_grpc.ItemsServiceStub(channel)
             for k in range(40):
                 try:
-                    stub.AddItem(pb.AddItemRequest(name=f"grpc-{n}-{k}"))
+                    stub.AddItem(pb.AddItemRequest(name=f"grpc-{n}-{k}"), metadata=(("authorization", ADMIN_AUTH),))
                 except grpc.RpcError as exc:
                     errors.append(exc)
 

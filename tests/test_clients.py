@@ -12,7 +12,7 @@ from connectrpc.method import IdempotencyLevel, MethodInfo, StreamType
 
 import statusthing_pb2 as pb
 import statusthing_pb2_grpc as pb_grpc
-from conftest import SERVICE_OF
+from conftest import ADMIN_AUTH, SERVICE_OF
 
 
 class ConnectStatusThing:
@@ -25,7 +25,8 @@ class ConnectStatusThing:
         info = MethodInfo(name=rpc, service_name=f"statusthing.v1.{SERVICE_OF[rpc]}",
                           input=getattr(pb, f"{rpc}Request"), output=getattr(pb, f"{rpc}Response"),
                           idempotency_level=IdempotencyLevel.UNKNOWN, stream_type=StreamType.UNARY)
-        return lambda request: self._client.execute_unary(request=request, method=info)
+        return lambda request: self._client.execute_unary(request=request, method=info,
+                                                          headers={"Authorization": ADMIN_AUTH})
 
 
 @pytest.mark.parametrize("codec", [google_protobuf_json_codec, google_protobuf_binary_codec],
@@ -59,8 +60,19 @@ def test_whole_flow_with_connectrpc(server, codec):
     assert {s.name for s in client.ListStatus(pb.ListStatusRequest()).statuses} == {"UP", "WARNING"}
 
 
+class AddMetadata(grpc.UnaryUnaryClientInterceptor):
+    """Sends the given metadata (credentials) with every call, as a client application would configure it."""
+
+    def __init__(self, *metadata):
+        self.metadata = metadata
+
+    def intercept_unary_unary(self, continuation, details, request):
+        details = details._replace(metadata=tuple(details.metadata or ()) + self.metadata)
+        return continuation(details, request)
+
+
 def test_whole_flow_with_a_grpc_stub(server):
-    with server.channel() as channel:
+    with grpc.intercept_channel(server.channel(), AddMetadata(("authorization", ADMIN_AUTH))) as channel:
         items = pb_grpc.ItemsServiceStub(channel)
         statuses = pb_grpc.StatusServiceStub(channel)
         notes = pb_grpc.NotesServiceStub(channel)
@@ -98,7 +110,8 @@ def test_grpc_and_connect_give_the_same_error_messages(server):
 def test_grpc_message_size_is_limited(server):
     with server.channel() as channel:
         with pytest.raises(grpc.RpcError) as info:
-            pb_grpc.ItemsServiceStub(channel).AddItem(pb.AddItemRequest(name="big", description="x" * (2 << 20)))
+            pb_grpc.ItemsServiceStub(channel).AddItem(pb.AddItemRequest(name="big", description="x" * (2 << 20)),
+                                                      metadata=(("authorization", ADMIN_AUTH),))
         assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert pb_grpc.ItemsServiceStub(channel).ListItems(pb.ListItemsRequest()).items == []
 
