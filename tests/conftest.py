@@ -81,14 +81,18 @@ class Server:
     def log_lines(self):
         return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.strip()]
 
-    def request_log(self, protocol, count, timeout=5):
-        """The first ``count`` request log lines of ``protocol``, waiting for the server's batched log writes."""
+    def wait_log(self, predicate, count=1, timeout=5):
+        """The log lines ``predicate`` accepts, once there are ``count`` (the server writes its log in batches)."""
         deadline = time.monotonic() + timeout
         while True:
-            lines = [line for line in self.log_lines() if line.get("protocol") == protocol]
+            lines = [line for line in self.log_lines() if predicate(line)]
             if len(lines) >= count or time.monotonic() > deadline:
                 return lines
             time.sleep(0.02)
+
+    def request_log(self, protocol, count, timeout=5):
+        """The first ``count`` request log lines of ``protocol``."""
+        return self.wait_log(lambda line: line.get("protocol") == protocol, count, timeout)
 
     def http(self):
         return http.client.HTTPConnection(self.host, self.port, timeout=10)
