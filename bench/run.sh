@@ -11,6 +11,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
 py=${1:-python3}
 export DURATION=${DURATION:-10s}
+export BENCH_AUTH=${BENCH_AUTH:-admin:password}  # a fresh database's default login; writes need it
 tmp=$(mktemp -d)
 trap 'kill $server_pid $ceiling_pid 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
 free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
