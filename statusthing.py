@@ -16,12 +16,13 @@ preface (as gRPC clients do) is relayed to the grpcio server listening on an int
 What it does not do: TLS (put it behind a reverse proxy), streaming RPCs (there are none), Connect GET requests.
 
 Sections (``grep -n '^# ==' statusthing.py``):
-    1. Constants and configuration       7. RPC bindings
-    2. Errors and the code table         8. Codec: protobuf <-> Connect wire
-    3. Storage: migrations               9. Request log
-    4. Storage: the Store               10. HTTP handler (Connect)
-    5. Domain service                   11. gRPC: servicer, reflection, relay
-    6. Accounts: users, tokens, creds   12. Assembly: App, listener, command line
+    1. Constants and configuration       8. Codec: protobuf <-> Connect wire
+    2. Errors and the code table         9. Pages: public status page, item pages, admin page
+    3. Storage: migrations              10. Request log
+    4. Storage: the Store               11. HTTP handler (Connect and pages)
+    5. Domain service                   12. gRPC: servicer, reflection, relay
+    6. Accounts: users, tokens, creds   13. Assembly: App, listener, command line
+    7. RPC bindings
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import getpass
 import gzip
 import hashlib
 import hmac
+import html
 import http
 import json
 import math
@@ -112,6 +114,7 @@ class Config:
     devmode: bool = False
     first_admin_password: str = DEFAULT_ADMIN[1]  # used only when the users table is empty at start
     cors_origins: tuple = ()  # origins whose browsers may call the API cross-site
+    title: str = "Status"  # the public page's title and heading
 
 
 def split_host_port(addr):
@@ -1373,7 +1376,183 @@ def accepts_gzip(accept_encoding):
 
 
 # ==================================================================================================================
-# 9. Request log
+# 9. Pages: the public status page, item pages, the admin page
+# ==================================================================================================================
+# The public pages are rendered on the server (they work without JavaScript) from status.html, once per change of
+# data: the rendered bytes, their ETag and Last-Modified are kept like any other read answer. Every value a user
+# typed goes through html.escape.
+
+# How each status kind reads on the public page: (CSS class, what it means). "neutral" kinds are not a problem.
+KIND_READING = {
+    pb.STATUS_KIND_UP: "ok", pb.STATUS_KIND_AVAILABLE: "ok", pb.STATUS_KIND_ONLINE: "ok",
+    pb.STATUS_KIND_WARNING: "degraded", pb.STATUS_KIND_INVESTIGATING: "degraded",
+    pb.STATUS_KIND_OBSERVING: "degraded",
+    pb.STATUS_KIND_DOWN: "outage", pb.STATUS_KIND_UNAVAILABLE: "outage", pb.STATUS_KIND_OFFLINE: "outage",
+    pb.STATUS_KIND_CREATED: "neutral", pb.STATUS_KIND_DECOMM: "neutral", pb.STATUS_KIND_UNKNOWN: "neutral",
+}
+SEVERITY = {"neutral": 0, "ok": 0, "degraded": 1, "outage": 2}
+DEFAULT_MARKER_COLORS = {"ok": "#2da44e", "degraded": "#d4a72c", "outage": "#cf222e", "neutral": "#8c959f"}
+NOTES_ON_FRONT_PAGE = 3
+PAGE_MAX_AGE_S = 15  # short enough to be current during an outage, long enough for a proxy to absorb a crowd
+ASSET_NAMES = ("status.html", "admin.html")
+ASSET_DIR = os.path.dirname(os.path.abspath(__file__))
+
+PAGE_SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+    ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+                                "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; "
+                                "frame-ancestors 'none'"),
+)
+
+
+class Assets:
+    """The HTML files beside this module: read once at start (a missing one stops the start), or re-read on
+    every use in devmode, so that editing them shows on the next request."""
+
+    def __init__(self, directory=ASSET_DIR, devmode=False):
+        self._directory, self._devmode = directory, devmode
+        self._texts = {name: self._read(name) for name in ASSET_NAMES}
+
+    def _read(self, name):
+        try:
+            with open(os.path.join(self._directory, name), encoding="utf-8") as file:
+                return file.read()
+        except OSError as exc:
+            raise StartupError(f"cannot read the page asset {name}: {exc.strerror or exc}") from None
+
+    def get(self, name):
+        if self._devmode:
+            try:
+                return self._read(name)
+            except StartupError as exc:
+                raise Internal(str(exc)) from None
+        return self._texts[name]
+
+
+def _html(text):
+    return html.escape(text, quote=True)
+
+
+def _time(ts):
+    """A <time> in UTC; the page's optional script turns it into the reader's local and relative time."""
+    moment = datetime.datetime.fromtimestamp(ts.ToNanoseconds() / 1e9, datetime.timezone.utc)
+    return (f'<time datetime="{moment.isoformat(timespec="seconds").replace("+00:00", "Z")}">'
+            f'{moment.strftime("%Y-%m-%d %H:%M UTC")}</time>')
+
+
+def _reading(item):
+    return KIND_READING.get(item.status.kind, "neutral") if item.HasField("status") else "neutral"
+
+
+def _status_badge(item):
+    reading = _reading(item)
+    name = item.status.name if item.HasField("status") else "No status"
+    color = item.status.color or DEFAULT_MARKER_COLORS[reading]
+    return (f'<span class="status {reading}"><span class="marker" style="background:{_html(color)}" '
+            f'aria-hidden="true"></span>{_html(name)}</span>')
+
+
+def _notes_html(notes, label):
+    if not notes:
+        return ""
+    entries = "".join(f'<li class="note">{_time(n.timestamps.created)}<p>{_html(n.text)}</p></li>' for n in notes)
+    return f'<ul class="notes" aria-label="{_html(label)}">{entries}</ul>'
+
+
+def _item_html(item, notes, more_link):
+    parts = [f'<li class="item" id="item-{_html(item.id)}"><article aria-labelledby="name-{_html(item.id)}">',
+             f'<div class="item-head"><h2 id="name-{_html(item.id)}"><a href="/items/{_html(item.id)}">'
+             f'{_html(item.name)}</a></h2>{_status_badge(item)}</div>']
+    if item.description:
+        parts.append(f'<p class="description">{_html(item.description)}</p>')
+    parts.append(f'<p class="changed">Last changed {_time(item.timestamps.updated)}</p>')
+    parts.append(_notes_html(notes, f"Updates on {item.name}"))
+    if more_link:
+        parts.append(f'<p class="more"><a href="/items/{_html(item.id)}">All {len(item.notes)} updates on '
+                     f'{_html(item.name)}</a></p>')
+    parts.append("</article></li>")
+    return "".join(parts)
+
+
+def overall_line(items):
+    """(CSS class, sentence): the one line people read first, from the worst current status kind."""
+    if not items:
+        return "neutral", "No systems are listed yet."
+    worst = max((_reading(item) for item in items), key=SEVERITY.__getitem__)
+    troubled = [item for item in items if SEVERITY[_reading(item)] > 0]
+    if not troubled:
+        return "ok", "All systems operational"
+    names = ", ".join(f"{item.name} ({item.status.name})" for item in troubled)
+    verb = "has" if len(troubled) == 1 else "have"
+    return worst, f"{'Outage' if worst == 'outage' else 'Degraded service'}: {names} {verb} problems"
+
+
+def _fill(template, title, content, now_ns, page_title=None):
+    moment = datetime.datetime.fromtimestamp(now_ns / 1e9, datetime.timezone.utc)
+    values = {"{{page_title}}": _html(page_title or title), "{{title}}": _html(title), "{{content}}": content,
+              "{{rendered_iso}}": moment.isoformat(timespec="seconds").replace("+00:00", "Z"),
+              "{{rendered_text}}": moment.strftime("%Y-%m-%d %H:%M UTC")}
+    for key, value in values.items():
+        template = template.replace(key, value)
+    return template
+
+
+def render_status_page(template, title, items, now_ns):
+    reading, sentence = overall_line(items)
+    listing = "".join(_item_html(item, item.notes[:NOTES_ON_FRONT_PAGE], len(item.notes) > NOTES_ON_FRONT_PAGE)
+                      for item in items)
+    content = (f'<section aria-label="Overall status"><p class="overall {reading}" role="status">'
+               f'{_html(sentence)}</p></section>'
+               + (f'<section aria-label="Systems"><ul class="items">{listing}</ul></section>' if items else ""))
+    return _fill(template, title, content, now_ns)
+
+
+def render_missing_page(template, title):
+    content = '<p class="overall neutral">There is no such page here.</p><p><a href="/">&larr; All systems</a></p>'
+    return _fill(template, title, content, CLOCK.now_ns(), page_title=f"Not found · {title}")
+
+
+def render_item_page(template, title, item, now_ns):
+    content = (f'<p><a href="/">&larr; All systems</a></p><ul class="items">{_item_html(item, item.notes, False)}'
+               f'</ul>' + ("" if item.notes else '<p class="empty">No updates on this system yet.</p>'))
+    return _fill(template, title, content, now_ns, page_title=f"{item.name} · {title}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Page:
+    """A rendered page as HTTP caches want it."""
+
+    body: bytes
+    gzipped: bytes
+    etag: str
+    last_modified: str
+
+    @classmethod
+    def of(cls, text, previous=None):
+        body = text.encode()
+        etag = '"' + hashlib.sha256(body).hexdigest()[:24] + '"'
+        # Keep the earlier date when the bytes are the same (a write that does not show on this page).
+        last_modified = previous.last_modified if previous and previous.etag == etag else \
+            email.utils.formatdate(time.time(), usegmt=True)
+        return cls(body, gzip.compress(body, compresslevel=6, mtime=0), etag, last_modified)
+
+    def not_modified(self, if_none_match, if_modified_since):
+        """True when the client's copy is this one (If-None-Match wins over If-Modified-Since)."""
+        if if_none_match is not None:
+            tags = {tag.strip().removeprefix("W/").replace("-gz", "") for tag in if_none_match.split(",")}
+            return "*" in tags or self.etag in tags
+        if if_modified_since is not None:
+            try:
+                return email.utils.parsedate_to_datetime(if_modified_since) >= \
+                    email.utils.parsedate_to_datetime(self.last_modified)
+            except (TypeError, ValueError):
+                return False
+        return False
+
+
+# ==================================================================================================================
+# 10. Request log
 # ==================================================================================================================
 # One JSON line per request on stdout, for people and for log shippers alike.
 
@@ -1444,7 +1623,7 @@ def log_internal_error(exc, where):
 
 
 # ==================================================================================================================
-# 10. HTTP handler (Connect)
+# 11. HTTP handler (Connect and pages)
 # ==================================================================================================================
 
 _REASONS = {status.value: status.phrase for status in http.HTTPStatus}
@@ -1543,10 +1722,13 @@ class Handler(BaseHTTPRequestHandler):
     def do_OPTIONS(self):
         self._answer(self._options)
 
+    def do_HEAD(self):
+        self._answer(self._get)  # _respond leaves the body out
+
     def do_PUT(self):
         self._answer(self._not_allowed)
 
-    do_DELETE = do_PATCH = do_HEAD = do_PUT
+    do_DELETE = do_PATCH = do_PUT
 
     def _answer(self, route):
         """The one funnel: every error becomes its answer here, and anything unexpected becomes "internal"."""
@@ -1573,6 +1755,22 @@ class Handler(BaseHTTPRequestHandler):
         raise HttpError(404, f"no such procedure: {path}")
 
     def _get(self, path, body):
+        if path == "/":
+            return self._respond_page(("status",), lambda template: render_status_page(
+                template, self.app.config.title, self.app.service.list_items(extended=True), CLOCK.now_ns()))
+        if path.startswith("/items/") and path.count("/") == 2:
+            item_id = urllib.parse.unquote(path[len("/items/"):])
+            return self._respond_page(("item", item_id), lambda template: render_item_page(
+                template, self.app.config.title, self.app.service.get_item(item_id), CLOCK.now_ns()))
+        if path == "/admin":
+            try:
+                self._admin_user()
+            except (Unauthenticated, ResourceExhausted, PermissionDenied) as exc:
+                status, _ = encode_error(exc)
+                return self._respond(status, "text/plain; charset=utf-8", (exc.message + "\n").encode(),
+                                     exc.headers + (("Cache-Control", "no-store"),), code=exc.code)
+            return self._respond(200, "text/html; charset=utf-8", self.app.assets.get("admin.html").encode(), (
+                ("Cache-Control", "no-store"), *PAGE_SECURITY_HEADERS))
         if path == "/admin/api/me":
             actor = self._admin_user()
             return self._respond_json({"username": actor.name,
@@ -1719,6 +1917,35 @@ class Handler(BaseHTTPRequestHandler):
             payload, headers = answer()
         self._respond(200, content_type, payload, headers)
 
+    def _respond_page(self, key, render):
+        """A public page, rendered once per change of data (and, in devmode, of its template)."""
+        template = self.app.assets.get("status.html")
+        if self.app.config.devmode:
+            key += (hashlib.sha256(template.encode()).hexdigest(),)
+
+        def build():
+            try:
+                text = render(template)
+            except NotFound:
+                return None
+            page = Page.of(text, self.app.pages_seen.get(key))
+            self.app.pages_seen[key] = page
+            return page
+
+        page = self.app.answers.get(("page",) + key, build)
+        if page is None:
+            body = render_missing_page(template, self.app.config.title)
+            return self._respond(404, "text/html; charset=utf-8", body.encode(), PAGE_SECURITY_HEADERS)
+        headers = [("ETag", page.etag), ("Last-Modified", page.last_modified), ("Vary", "Accept-Encoding"),
+                   ("Cache-Control", f"public, max-age={PAGE_MAX_AGE_S}"), *PAGE_SECURITY_HEADERS]
+        if page.not_modified(self.headers.get("If-None-Match"), self.headers.get("If-Modified-Since")):
+            return self._respond(304, "text/html; charset=utf-8", b"", headers)
+        body = page.body
+        if accepts_gzip(self.headers.get("Accept-Encoding", "")):
+            body, headers[0] = page.gzipped, ("ETag", page.etag[:-1] + '-gz"')
+            headers.append(("Content-Encoding", "gzip"))
+        self._respond(200, "text/html; charset=utf-8", body, headers)
+
     def _respond_error(self, error):
         status, body = encode_error(error)
         self._respond(status, JSON, body, error.headers, code=error.code)
@@ -1738,6 +1965,10 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         if self.close_connection:
             lines.append("Connection: close")
+        if status == 304:  # no body, so no length either
+            del lines[4]
+        if self.command == "HEAD" or status == 304:
+            body = b""
         self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
         self._log(status, code)
 
@@ -1765,7 +1996,7 @@ def _drain_briefly(sock, limit=4 * MAX_REQUEST_BYTES, seconds=2.0):
 
 
 # ==================================================================================================================
-# 11. gRPC: servicer, reflection, relay
+# 12. gRPC: servicer, reflection, relay
 # ==================================================================================================================
 
 REFLECTION_SERVICES = ("grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection")
@@ -1886,7 +2117,7 @@ class GrpcRelay:
 
 
 # ==================================================================================================================
-# 12. Assembly: App, listener, command line
+# 13. Assembly: App, listener, command line
 # ==================================================================================================================
 
 HTTP2_PREFACE_START = b"PRI"  # "PRI * HTTP/2.0\r\n..."; no HTTP/1.1 method starts with these three bytes
@@ -1963,8 +2194,10 @@ class App:
             host, port = split_host_port(config.api_addr)
         except ValueError as exc:
             raise StartupError(f"--api-addr: {exc}") from None
+        self.assets = Assets(devmode=config.devmode)
         self.store, self.accounts = open_database(config)
         self.service = StatusThingService(self.store)
+        self.pages_seen = {}  # page key -> the Page last rendered for it (keeps Last-Modified honest)
         self.answers = AnswerCache(lambda: self.service.generation)
         self.grpc_server, grpc_port = build_grpc_server(self, config.devmode)
         self.relay = GrpcRelay(grpc_port)
@@ -2022,7 +2255,10 @@ def _build_parser():
     parser.add_argument("--db", default=DEFAULT_DB, metavar="PATH",
                         help=f"SQLite database file, created and migrated on start (default {DEFAULT_DB})")
     parser.add_argument("--devmode", action="store_true",
-                        help="development mode: turn on gRPC server reflection")
+                        help="development mode: gRPC server reflection on, and the HTML files re-read from disk "
+                             "on every request")
+    parser.add_argument("--title", default="Status", help="title and heading of the public status page "
+                                                          "(default: Status)")
     parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                         help="let browser pages from ORIGIN (e.g. https://example.com) call the API; repeatable; "
                              "by default no CORS headers are sent")
@@ -2123,7 +2359,7 @@ def main(argv=None):
     args = _build_parser().parse_args(argv)
     config = Config(api_addr=args.api_addr, db_path=args.db, devmode=args.devmode,
                     first_admin_password=os.environ.get("STATUSTHING_ADMIN_PASSWORD") or DEFAULT_ADMIN[1],
-                    cors_origins=tuple(args.cors_origin))
+                    cors_origins=tuple(args.cors_origin), title=args.title)
     try:
         if args.command:
             return run_command(args, config)

@@ -56,10 +56,9 @@ SERVICE_OF = {method.name: service.name for service in pb.SERVICES_DESCRIPTOR.se
 class Server:
     """A statusthing.py process. ``address`` is HOST:PORT; its stdout (the JSON log) goes to ``log_path``."""
 
-    def __init__(self, db_path, log_path, *extra_args, env=None):
+    def __init__(self, db_path, log_path, *extra_args, env=None, script=ROOT / "statusthing.py"):
         self.db_path, self.log_path = str(db_path), pathlib.Path(log_path)
-        self.args = [sys.executable, str(ROOT / "statusthing.py"), "--api-addr", "127.0.0.1:0",
-                     "--db", self.db_path, *extra_args]
+        self.args = [sys.executable, str(script), "--api-addr", "127.0.0.1:0", "--db", self.db_path, *extra_args]
         self._log_file = open(self.log_path, "w")
         self.proc = subprocess.Popen(self.args, stdout=self._log_file, stderr=subprocess.PIPE, cwd=ROOT,
                                      env={**os.environ, **(env or {})})
@@ -254,3 +253,20 @@ def unique(request):
     """A name no other test uses: the test's id plus a counter."""
     counter = iter(range(1000))
     return lambda label="": f"{request.node.name}-{label}{next(counter)}"
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's headless Chromium driven by Playwright (which downloads no browser of its own)."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        yield browser
+        browser.close()

@@ -1,0 +1,368 @@
+"""The public status page and the admin page (issue 4): over HTTP for caching and escaping, and in a real headless
+Chromium for what people do with them."""
+import gzip
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ADMIN, ADMIN_AUTH, ROOT, Server, basic
+
+RPC = "/statusthing.v1"
+
+
+def rpc(server, method, body, auth=ADMIN_AUTH):
+    status, _, answer = server.post(f"{RPC}.{method}", json.dumps(body), auth=auth)
+    assert status == 200, answer
+    return json.loads(answer)
+
+
+def status_id(server, name):
+    return next(s["id"] for s in rpc(server, "StatusService/ListStatus", {})["statuses"] if s["name"] == name)
+
+
+def get(server, path, headers=None, method="GET"):
+    conn = server.http()
+    conn.request(method, path, headers=headers or {})
+    response = conn.getresponse()
+    return response.status, response.headers, response.read()
+
+
+def page_text(server, path="/"):
+    status, headers, body = get(server, path)
+    assert status == 200 and headers["Content-Type"] == "text/html; charset=utf-8"
+    return body.decode()
+
+
+# -- HTTP -----------------------------------------------------------------------------------------------------------
+
+def test_public_page_without_javascript_has_everything(server):
+    down = status_id(server, "DOWN")
+    item = rpc(server, "ItemsService/AddItem", {"name": "API", "description": "the public API",
+                                                "initialStatusId": down, "initialNoteText": "We are on it"})["item"]
+    rpc(server, "ItemsService/AddItem", {"name": "Website", "initialStatusId": status_id(server, "UP")})
+    html = page_text(server)
+    assert '<html lang="en">' in html and "<main" in html and "<header>" in html and "<footer>" in html
+    assert re.search(r'<p class="overall outage"[^>]*>Outage: API \(DOWN\) has problems</p>', html)
+    assert "the public API" in html and "We are on it" in html and ">DOWN</span>" in html and ">UP</span>" in html
+    assert re.search(r'<time datetime="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ">\d{4}-\d\d-\d\d \d\d:\d\d UTC</time>', html)
+    assert f'href="/items/{item["id"]}"' in html and "/admin" not in html
+    assert not re.search(r'(src|href)="(https?:)?//', html)  # nothing from elsewhere
+
+
+def test_overall_line_follows_the_worst_kind(server):
+    assert "No systems are listed yet" in page_text(server)
+    kinds = {}
+    for kind in ("UP", "CREATED", "DECOMM", "OBSERVING", "OFFLINE"):
+        kinds[kind] = rpc(server, "StatusService/AddStatus", {"name": f"k-{kind}", "kind": f"STATUS_KIND_{kind}"}
+                          )["status"]["id"]
+    item = rpc(server, "ItemsService/AddItem", {"name": "one", "initialStatusId": kinds["UP"]})["item"]
+    rpc(server, "ItemsService/AddItem", {"name": "retired", "initialStatusId": kinds["DECOMM"]})
+    rpc(server, "ItemsService/AddItem", {"name": "new", "initialStatusId": kinds["CREATED"]})
+    assert "All systems operational" in page_text(server)  # CREATED and DECOMM are not problems
+    rpc(server, "ItemsService/UpdateItem", {"itemId": item["id"], "statusId": kinds["OBSERVING"]})
+    assert re.search(r'class="overall degraded"[^>]*>Degraded service: one \(k-OBSERVING\)', page_text(server))
+    rpc(server, "ItemsService/UpdateItem", {"itemId": item["id"], "statusId": kinds["OFFLINE"]})
+    assert 'class="overall outage"' in page_text(server)
+
+
+def test_item_page_has_the_whole_history(server):
+    item = rpc(server, "ItemsService/AddItem", {"name": "DB", "initialNoteText": "note 0"})["item"]
+    for n in range(1, 6):
+        rpc(server, "NotesService/AddNote", {"itemId": item["id"], "noteText": f"note {n}"})
+    front = page_text(server)
+    assert "note 5" in front and "note 3" in front and "note 2" not in front and "All 6 updates on DB" in front
+    detail = page_text(server, f"/items/{item['id']}")
+    assert all(f"note {n}" in detail for n in range(6))
+    assert detail.index("note 5") < detail.index("note 0")  # newest first
+    assert "<title>DB · Status</title>" in detail
+    status, headers, body = get(server, "/items/01NOSUCHITEM")
+    assert status == 404 and "no such page" in body.decode()
+
+
+def test_every_value_is_escaped(server):
+    evil = "<script>alert(1)</script>"
+    status = rpc(server, "StatusService/AddStatus", {"name": f"s{evil}", "kind": "STATUS_KIND_DOWN",
+                                                     "description": evil})["status"]
+    item = rpc(server, "ItemsService/AddItem", {"name": evil, "description": f"d{evil}",
+                                                "initialStatusId": status["id"], "initialNoteText": f"n{evil}"})
+    for html in (page_text(server), page_text(server, f"/items/{item['item']['id']}")):
+        assert "<script>alert" not in html
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+        assert html.count("<script>") == 1  # only the page's own
+
+
+def test_title_comes_from_the_flag(start_server):
+    server = start_server("--title", "ACME <Cloud>")
+    html = page_text(server)
+    assert "<title>ACME &lt;Cloud&gt;</title>" in html and ">ACME &lt;Cloud&gt;</a></h1>" in html
+
+
+def test_caching_headers_and_conditional_requests(server):
+    status, headers, body = get(server, "/")
+    etag, last_modified = headers["ETag"], headers["Last-Modified"]
+    assert status == 200 and etag.startswith('"') and "max-age=" in headers["Cache-Control"]
+    assert headers["Cache-Control"].startswith("public")
+    status, headers, body = get(server, "/", {"If-None-Match": etag})
+    assert status == 304 and body == b"" and headers["ETag"] == etag
+    assert get(server, "/", {"If-Modified-Since": last_modified})[0] == 304
+    assert get(server, "/", {"If-None-Match": '"something-else"'})[0] == 200
+    # Rendered once per change: the same bytes until something is written, then new ones at once.
+    assert get(server, "/")[2] == get(server, "/")[2]
+    rpc(server, "ItemsService/AddItem", {"name": "fresh"})
+    status, headers, body = get(server, "/", {"If-None-Match": etag})
+    assert status == 200 and headers["ETag"] != etag and b"fresh" in body
+    # Compressed for those who ask, with its own tag; HEAD has the headers only.
+    status, headers, body = get(server, "/", {"Accept-Encoding": "gzip"})
+    assert headers["Content-Encoding"] == "gzip" and b"fresh" in gzip.decompress(body)
+    assert get(server, "/", {"If-None-Match": headers["ETag"]})[0] == 304
+    status, headers, body = get(server, "/", method="HEAD")
+    assert status == 200 and body == b"" and int(headers["Content-Length"]) > 1000
+
+
+def test_page_for_twenty_items_is_small(server):
+    up = status_id(server, "UP")
+    for n in range(20):
+        item = rpc(server, "ItemsService/AddItem", {"name": f"System number {n}", "initialStatusId": up,
+                                                    "description": "A reasonably long description " * 3,
+                                                    "initialNoteText": "First update " * 10})["item"]
+        for k in range(3):
+            rpc(server, "NotesService/AddNote", {"itemId": item["id"], "noteText": f"Update {k} " * 12})
+    size = len(get(server, "/")[2])
+    assert 10_000 < size < 50_000, size
+
+
+def test_admin_page_needs_a_user(server):
+    status, headers, _ = get(server, "/admin")
+    assert status == 401 and headers["WWW-Authenticate"].startswith('Basic realm="StatusThing"')
+    assert get(server, "/admin", {"Authorization": basic("admin", "nope")})[0] == 401
+    status, headers, body = get(server, "/admin", {"Authorization": ADMIN_AUTH})
+    assert status == 200 and b"StatusThing admin" in body and headers["Cache-Control"] == "no-store"
+    assert not re.search(rb'(src|href)="(https?:)?//', body)
+
+
+def copy_appliance(tmp_path, leave_out=()):
+    """The files an operator copies to a server, in a folder of their own."""
+    folder = tmp_path / "appliance"
+    folder.mkdir()
+    for name in ("statusthing.py", "statusthing_pb2.py", "statusthing_pb2_grpc.py", "status.html", "admin.html"):
+        if name not in leave_out:
+            shutil.copy(ROOT / name, folder / name)
+    return folder
+
+
+def start_copy(folder, tmp_path, *args):
+    return Server(tmp_path / "st.db", tmp_path / f"log{time.monotonic_ns()}", *args,
+                  script=folder / "statusthing.py")
+
+
+@pytest.mark.parametrize("devmode", [True, False], ids=["devmode", "normal"])
+def test_assets_are_reread_only_in_devmode(tmp_path, devmode):
+    folder = copy_appliance(tmp_path)
+    server = start_copy(folder, tmp_path, *(["--devmode"] if devmode else []))
+    try:
+        assert "Marker of an edit" not in page_text(server)
+        template = (folder / "status.html").read_text()
+        (folder / "status.html").write_text(template.replace("<main", "<p>Marker of an edit</p><main"))
+        (folder / "admin.html").write_text((folder / "admin.html").read_text().replace(
+            "<h1>StatusThing admin</h1>", "<h1>Edited admin</h1>"))
+        edited = "Marker of an edit" in page_text(server)
+        admin = get(server, "/admin", {"Authorization": ADMIN_AUTH})[2]
+        assert edited == devmode and (b"Edited admin" in admin) == devmode
+    finally:
+        server.stop()
+
+
+def test_a_missing_asset_stops_the_start(tmp_path):
+    folder = copy_appliance(tmp_path, leave_out=("admin.html",))
+    result = subprocess.run([sys.executable, str(folder / "statusthing.py"), "--api-addr", "127.0.0.1:0",
+                             "--db", str(tmp_path / "st.db")], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "admin.html" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+# -- in a real browser --------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def admin_page(browser, server):
+    context = browser.new_context(http_credentials={"username": ADMIN[0], "password": ADMIN[1]},
+                                  viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    # Confirmations: a test lists the answers it will give (True accepts); any other dialog is an error.
+    page.dialog_answers, page.dialog_messages = [], []
+
+    def on_dialog(dialog):
+        page.dialog_messages.append(dialog.message)
+        if not page.dialog_answers:
+            errors.append(f"unexpected dialog: {dialog.message}")
+        dialog.accept() if page.dialog_answers and page.dialog_answers.pop(0) else dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    page.goto(f"http://{server.address}/admin")
+    page.wait_for_selector("#items .item, #items p")
+    yield page
+    assert errors == []
+    context.close()
+
+
+def public(browser, server, path="/", **options):
+    context = browser.new_context(**options)
+    page = context.new_page()
+    page.goto(f"http://{server.address}{path}")
+    return context, page
+
+
+def test_admin_flow_shows_on_the_public_page(browser, server, admin_page):
+    page = admin_page
+    viewer_context, viewer = public(browser, server)
+    # A status...
+    form = page.locator("#add-status")
+    form.locator("input[name=name]").fill("Maintenance")
+    form.locator("select[name=kind]").select_option("STATUS_KIND_OBSERVING")
+    form.locator("input[name=color]").fill("#3366ff")
+    form.locator("input[name=description]").fill("Planned work")
+    form.locator("button").click()
+    page.wait_for_selector("#statuses tr[data-name=Maintenance]")
+    # ... an item with it ...
+    form = page.locator("#add-item")
+    form.locator("input[name=name]").fill("Payments")
+    form.locator("input[name=description]").fill("Card payments")
+    form.locator("select[name=status]").select_option(label="Maintenance")
+    form.locator("button").click()
+    item = page.locator("#items .item[data-name=Payments]")
+    item.wait_for()
+    viewer.reload()
+    card = viewer.locator(".item", has_text="Payments")
+    assert "Maintenance" in card.locator(".status").inner_text()
+    assert "degraded" in viewer.locator(".overall").get_attribute("class")
+    # ... a note ...
+    item.locator("input[placeholder='New note']").fill("Card payments are slow, we are on it")
+    item.locator("button", has_text="Add note").click()
+    page.wait_for_selector("text=Card payments are slow, we are on it")
+    viewer.reload()
+    assert "Card payments are slow, we are on it" in viewer.locator(".item", has_text="Payments").inner_text()
+    # ... a change of status, in one action.
+    page.locator("#items .item[data-name=Payments] select").select_option(label="UP")
+    page.wait_for_function("document.querySelector('#items .item[data-name=Payments] select')"
+                           ".selectedOptions[0].textContent === 'UP'")
+    deadline = time.monotonic() + 5
+    while "All systems operational" not in viewer.locator(".overall").inner_text() and time.monotonic() < deadline:
+        viewer.reload()
+    assert "All systems operational" in viewer.locator(".overall").inner_text()
+    assert "UP" in viewer.locator(".item", has_text="Payments").locator(".status").inner_text()
+    viewer_context.close()
+
+
+def test_errors_appear_next_to_their_cause(server, admin_page):
+    page = admin_page
+    rpc(server, "ItemsService/AddItem", {"name": "Taken", "initialStatusId": status_id(server, "DOWN")})
+    page.reload()
+    page.locator("#add-item input[name=name]").fill("Taken")
+    page.locator("#add-item button").click()
+    error = page.locator("#add-item + .error")
+    error.wait_for()
+    assert error.inner_text() == 'an item named "Taken" already exists'
+    # A status that items use says how many.
+    page.dialog_answers.append(True)
+    page.locator("#statuses tr[data-name=DOWN] button", has_text="Delete").click()
+    status_error = page.locator("#statuses tr[data-name=DOWN] .error")
+    status_error.wait_for()
+    assert "used by 1 item" in status_error.inner_text()
+
+
+def test_delete_asks_first(server, admin_page):
+    page = admin_page
+    rpc(server, "ItemsService/AddItem", {"name": "Doomed"})
+    page.reload()
+    row = page.locator("#items .item[data-name=Doomed]")
+    page.dialog_answers.append(False)
+    row.locator("button", has_text="Delete").first.click()
+    page.wait_for_timeout(300)
+    assert page.dialog_messages == ['Delete "Doomed" and all its notes?'] and row.count() == 1
+    page.dialog_answers.append(True)
+    row.locator("button", has_text="Delete").first.click()
+    row.wait_for(state="detached")
+    assert all(i["name"] != "Doomed" for i in rpc(server, "ItemsService/ListItems", {}).get("items", []))
+
+
+def test_admin_shows_typed_values_as_text(server, admin_page):
+    page = admin_page
+    rpc(server, "ItemsService/AddItem", {"name": "<img src=x onerror=alert(1)>", "initialNoteText": "<b>hi</b>"})
+    page.reload()
+    page.wait_for_selector("#items .item")
+    assert page.locator("#items .item-name").first.inner_text() == "<img src=x onerror=alert(1)>"
+    assert page.locator("#items img").count() == 0 and page.locator("#items .notes b").count() == 0
+
+
+def test_default_password_banner_and_changing_it(server, admin_page):
+    page = admin_page
+    banner = page.locator("#default-password-banner")
+    banner.wait_for()
+    assert banner.is_visible()
+    form = page.locator("#change-password")
+    form.locator("input[name=current]").fill(ADMIN[1])
+    form.locator("input[name=next]").fill("a new strong one")
+    form.locator("input[name=again]").fill("a new strong one")
+    form.locator("button").click()
+    page.locator("#password-done").wait_for()
+    assert not banner.is_visible()
+    assert rpc(server, "ItemsService/AddItem", {"name": "by-new"}, auth=basic("admin", "a new strong one"))
+
+
+def test_public_page_works_without_javascript(browser, server):
+    rpc(server, "ItemsService/AddItem", {"name": "Static", "initialStatusId": status_id(server, "UP"),
+                                         "initialNoteText": "Visible without scripts"})
+    context, page = public(browser, server, java_script_enabled=False)
+    assert page.locator("h1").inner_text() == "Status"
+    assert page.locator(".overall").inner_text() == "All systems operational"
+    assert "Visible without scripts" in page.locator(".item").inner_text()
+    assert "UTC" in page.locator(".item time").first.inner_text()
+    context.close()
+    context, page = public(browser, server)
+    assert "UTC" not in page.locator(".item time").first.inner_text()  # the script shows local, relative times
+    assert "ago" in page.locator(".item time").first.inner_text() or "now" in page.locator(".item time").first.inner_text() \
+        or "minute" in page.locator(".item time").first.inner_text()
+    context.close()
+
+
+@pytest.mark.parametrize("path", ["/", "/admin"])
+def test_no_horizontal_scroll_at_320_px(browser, server, path):
+    for n in range(3):
+        rpc(server, "ItemsService/AddItem", {"name": f"A-rather-long-system-name-without-spaces-{n}" * 2,
+                                             "initialStatusId": status_id(server, "WARNING"),
+                                             "initialNoteText": "word " * 40})
+    context, page = public(browser, server, path, viewport={"width": 320, "height": 640},
+                           http_credentials={"username": ADMIN[0], "password": ADMIN[1]})
+    page.wait_for_load_state("networkidle")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 320
+    context.close()
+
+
+def test_dark_mode_follows_the_system(browser, server):
+    colors = {}
+    for scheme in ("light", "dark"):
+        context, page = public(browser, server, color_scheme=scheme)
+        colors[scheme] = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        context.close()
+    assert colors["light"] != colors["dark"]
+
+
+def test_refresh_keeps_the_scroll_position(browser, server):
+    for n in range(15):
+        rpc(server, "ItemsService/AddItem", {"name": f"item {n}", "initialNoteText": "x " * 50})
+    context = browser.new_context(viewport={"width": 400, "height": 500})
+    page = context.new_page()
+    page.clock.install()  # the page's own one-minute timer, run on demand
+    page.goto(f"http://{server.address}/")
+    page.evaluate("window.scrollTo(0, 600)")
+    rpc(server, "ItemsService/AddItem", {"name": "arrived later"})
+    page.clock.run_for(61_000)
+    page.wait_for_selector("text=arrived later")
+    assert page.evaluate("window.scrollY") == 600
+    context.close()
