@@ -84,6 +84,7 @@ DEFAULT_STATUSES = (
 )
 
 MAX_REQUEST_BYTES = 1 << 20  # request bodies (after decompression) and gRPC messages
+MAX_CACHED_REQUEST_BYTES = 4096  # larger read requests are answered but not kept (they are not the hot ones)
 GZIP_MIN_BYTES = 1024  # below about one packet, compression saves nothing worth its CPU
 IDLE_TIMEOUT_S = 120  # an idle keep-alive connection (or one that never sends a request line) is closed after this
 SHUTDOWN_GRACE_S = 5.0  # how long in-flight requests get to finish on SIGINT/SIGTERM
@@ -1253,19 +1254,26 @@ class AnswerCache:
 
     Keys are whatever identifies a request on its transport. When many requests miss at once (right after a
     write), one computes the answer and the others wait for it: computing it 32 times over, one after another
-    behind the store's lock, would make the last of them wait for all the others. The cache is bounded: when
-    full it starts over, which is cheap for a status page, where few distinct reads are hot.
+    behind the store's lock, would make the last of them wait for all the others.
+
+    The cache is bounded in entries and in bytes, so that clients varying their requests cannot fill memory with
+    copies of a large answer: when full it starts over, which is cheap for a status page, where few distinct
+    reads are hot.
     """
 
-    def __init__(self, generation, max_entries=1024):
+    def __init__(self, generation, max_entries=1024, max_bytes=64 << 20):
         self._generation = generation
         self._entries = {}  # key -> (generation, answer)
+        self._bytes = 0
         self._computing = {}  # key -> Event set when the thread computing it is done
         self._lock = threading.Lock()
-        self._max_entries = max_entries
+        self._max_entries, self._max_bytes = max_entries, max_bytes
 
-    def get(self, key, compute):
-        """The kept answer for ``key``, or ``compute()``'s (kept if nothing was written meanwhile)."""
+    def get(self, key, compute, size=len):
+        """The kept answer for ``key``, or ``compute()``'s (kept if nothing was written meanwhile).
+
+        ``size(answer)`` tells roughly how many bytes keeping it costs.
+        """
         while True:
             generation = self._generation()
             entry = self._entries.get(key)
@@ -1279,9 +1287,11 @@ class AnswerCache:
             done.wait()  # then look again: the answer is there, or (after an error) this thread computes it
         try:
             answer = compute()
-            if len(self._entries) >= self._max_entries:
-                self._entries = {}
+            cost = size(answer) + sum(len(part) for part in key if isinstance(part, bytes))
+            if len(self._entries) >= self._max_entries or self._bytes + cost > self._max_bytes:
+                self._entries, self._bytes = {}, 0
             self._entries[key] = (generation, answer)
+            self._bytes += cost
             return answer
         finally:
             with self._lock:
@@ -1870,7 +1880,8 @@ class Handler(BaseHTTPRequestHandler):
         if encoding == "gzip":
             return gunzip_limited(body, MAX_REQUEST_BYTES)
         if encoding != "identity":
-            raise Unimplemented(f"content encoding {encoding} is not supported; use gzip or identity")
+            raise Unimplemented(f"content encoding {encoding} is not supported; use gzip or identity",
+                                (("Accept-Encoding", "gzip, identity"),))
         return body
 
     def _read_chunked(self):
@@ -1911,8 +1922,9 @@ class Handler(BaseHTTPRequestHandler):
                 return gzip.compress(payload, compresslevel=6, mtime=0), (("Content-Encoding", "gzip"),)
             return payload, ()
 
-        if method.reads_only:
-            payload, headers = self.app.answers.get(("connect", method.path, content_type, gzip_ok, body), answer)
+        if method.reads_only and len(body) <= MAX_CACHED_REQUEST_BYTES:
+            payload, headers = self.app.answers.get(("connect", method.path, content_type, gzip_ok, body), answer,
+                                                    size=lambda kept: len(kept[0]))
         else:
             payload, headers = answer()
         self._respond(200, content_type, payload, headers)
@@ -1932,7 +1944,8 @@ class Handler(BaseHTTPRequestHandler):
             self.app.pages_seen[key] = page
             return page
 
-        page = self.app.answers.get(("page",) + key, build)
+        page = self.app.answers.get(("page",) + key, build,
+                                    size=lambda kept: len(kept.body) + len(kept.gzipped) if kept else 0)
         if page is None:
             body = render_missing_page(template, self.app.config.title)
             return self._respond(404, "text/html; charset=utf-8", body.encode(), PAGE_SECURITY_HEADERS)
@@ -2012,7 +2025,10 @@ def _grpc_unary_handler(method, app):
         try:
             if method.reads_only:
                 key = ("grpc", method.path, request.SerializeToString(deterministic=True))
-                return app.answers.get(key, lambda: method.call(app.service, request, None))
+                if len(key[2]) > MAX_CACHED_REQUEST_BYTES:
+                    return method.call(app.service, request, None)
+                return app.answers.get(key, lambda: method.call(app.service, request, None),
+                                       size=lambda kept: kept.ByteSize())
             authorization = dict(context.invocation_metadata()).get("authorization")
             actor = app.accounts.authenticate(authorization, client)
             return method.call(app.service, request, actor)
