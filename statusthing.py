@@ -2,12 +2,14 @@
 
 Run ``python statusthing.py`` and the statusthing.v1 API (three services, 15 unary RPCs, see services.proto) is
 served on one address, 127.0.0.1:9000 by default, in three ways: gRPC, and the Connect protocol over HTTP/1.1 with
-JSON or binary protobuf bodies. Data lives in SQLite (./statusthing.db by default) behind numbered migrations.
+JSON or binary protobuf bodies. Beside it, on the same address: the public status page (``/``, ``/items/<id>``)
+and the admin page (``/admin``). Data lives in SQLite (./statusthing.db by default) behind numbered migrations.
 
 Data flows one way, and errors flow back through one funnel per transport:
 
-    Connect:  Handler.do_POST -> codec (decode) -> RPC binding -> StatusThingService -> Store -> SQLite
-    gRPC:     grpcio (decode) -> RPC binding -> StatusThingService -> Store -> SQLite
+    Connect:  Handler -> codec (decode) -> [Accounts, for writes] -> RPC binding -> StatusThingService -> Store
+    gRPC:     grpcio (decode) -> [Accounts, for writes] -> RPC binding -> StatusThingService -> Store
+    pages:    Handler -> StatusThingService (reads) -> render (status.html) -> kept until the next write
     errors:   StatusThingError (carries its code) -> CODES -> Connect error JSON | gRPC status
 
 One listening socket serves both transports: each new connection is peeked at, and one that opens with the HTTP/2
@@ -15,7 +17,7 @@ preface (as gRPC clients do) is relayed to the grpcio server listening on an int
 
 What it does not do: TLS (put it behind a reverse proxy), streaming RPCs (there are none), Connect GET requests.
 
-Sections (``grep -n '^# ==' statusthing.py``):
+Sections (``grep -n '^# [0-9]' statusthing.py``):
     1. Constants and configuration       8. Codec: protobuf <-> Connect wire
     2. Errors and the code table         9. Pages: public status page, item pages, admin page
     3. Storage: migrations              10. Request log
@@ -1627,6 +1629,18 @@ def log(**fields):
     LOG.write(json.dumps({"time": utc_now_iso(), **fields}, ensure_ascii=False) + "\n")
 
 
+def log_request(protocol, method, path, status, code, duration_ms, remote):
+    """The line of one request; formatted by hand because it is written for every request."""
+    LOG.write(f'{{"time": "{utc_now_iso()}", "protocol": "{protocol}", "method": {_json_string(method)}, '
+              f'"path": {_json_string(path)}, "status": {status}, '
+              + (f'"code": "{code}", ' if code else "")
+              + f'"duration_ms": {"null" if duration_ms is None else duration_ms}, "remote": "{remote}"}}\n')
+
+
+def _json_string(value):
+    return "null" if value is None else json.dumps(value, ensure_ascii=False)
+
+
 def log_internal_error(exc, where):
     log(level="error", event="internal_error", where=where,
         error="".join(traceback.format_exception(exc)).rstrip())
@@ -1670,7 +1684,8 @@ class _AlreadyAnswered(Exception):
 
 
 class Handler(BaseHTTPRequestHandler):
-    """Connect unary over HTTP/1.1 keep-alive: transport checks, then codec -> binding -> codec.
+    """HTTP/1.1 keep-alive: Connect unary RPCs (transport checks, then codec -> binding -> codec), the pages, and
+    the admin page's small JSON endpoints (/admin/api/...).
 
     Each response leaves in one write (headers and body together), so no response waits on Nagle's algorithm
     and the peer's delayed ACK.
@@ -1693,18 +1708,17 @@ class Handler(BaseHTTPRequestHandler):
         self.app.listener.untrack(self)
         super().finish()
 
+    # (Plain attribute writes: a lock here would cost every request and close no race the drain cares about.)
     def parse_request(self):
-        with self.app.listener.connections_lock:
-            self.busy = True
+        self.busy = True
         self.started = time.perf_counter()
         return super().parse_request()
 
     def handle_one_request(self):
         super().handle_one_request()
-        with self.app.listener.connections_lock:
-            self.busy = False
-            if self.app.listener.draining:
-                self.close_connection = True
+        self.busy = False
+        if self.app.listener.draining:
+            self.close_connection = True
 
     def log_request(self, code="-", size="-"):
         # Only http.server's own answers (a malformed request line, say) come here; ours log in _respond.
@@ -1792,7 +1806,9 @@ class Handler(BaseHTTPRequestHandler):
             if not limit.isdigit() or not 1 <= int(limit) <= 10000:
                 raise InvalidArgument("limit must be a number from 1 to 10000")
             return self._respond_json({"entries": self.app.accounts.audit(int(limit))})
-        self._not_allowed(path, body)
+        if path in METHODS:
+            self._not_allowed(path, body)
+        self._respond_missing_page()
 
     def _options(self, path, body):
         origin = self.headers.get("Origin")
@@ -1947,8 +1963,7 @@ class Handler(BaseHTTPRequestHandler):
         page = self.app.answers.get(("page",) + key, build,
                                     size=lambda kept: len(kept.body) + len(kept.gzipped) if kept else 0)
         if page is None:
-            body = render_missing_page(template, self.app.config.title)
-            return self._respond(404, "text/html; charset=utf-8", body.encode(), PAGE_SECURITY_HEADERS)
+            return self._respond_missing_page()
         headers = [("ETag", page.etag), ("Last-Modified", page.last_modified), ("Vary", "Accept-Encoding"),
                    ("Cache-Control", f"public, max-age={PAGE_MAX_AGE_S}"), *PAGE_SECURITY_HEADERS]
         if page.not_modified(self.headers.get("If-None-Match"), self.headers.get("If-Modified-Since")):
@@ -1958,6 +1973,10 @@ class Handler(BaseHTTPRequestHandler):
             body, headers[0] = page.gzipped, ("ETag", page.etag[:-1] + '-gz"')
             headers.append(("Content-Encoding", "gzip"))
         self._respond(200, "text/html; charset=utf-8", body, headers)
+
+    def _respond_missing_page(self):
+        body = render_missing_page(self.app.assets.get("status.html"), self.app.config.title)
+        self._respond(404, "text/html; charset=utf-8", body.encode(), PAGE_SECURITY_HEADERS)
 
     def _respond_error(self, error):
         status, body = encode_error(error)
@@ -1988,8 +2007,8 @@ class Handler(BaseHTTPRequestHandler):
     def _log(self, status, code=None):
         started = getattr(self, "started", None)
         duration = round((time.perf_counter() - started) * 1000, 3) if started else None
-        log(protocol="http", method=getattr(self, "command", None), path=getattr(self, "path", None),
-            status=status, **({"code": code} if code else {}), duration_ms=duration, remote=self.client_address[0])
+        log_request("http", getattr(self, "command", None), getattr(self, "path", None), status, code, duration,
+                    self.client_address[0])
 
 
 def _drain_briefly(sock, limit=4 * MAX_REQUEST_BYTES, seconds=2.0):

@@ -3,7 +3,7 @@
 #   1. statusthing.py on a fresh temporary database, seeded with 100 items (one note each);
 #   2. api-bench.sh against it at 32 connections (ListItems plain and extended, GetItem, AddItem, UpdateItem,
 #      and GET / , the public page);
-#   3. the same ListItems at 64 connections (expect 0 errors);
+#   3. the public page of the 100 items; ListItems at 64 connections (expect 0 errors);
 #   4. ceiling_server.py (bare http.server) answering the very bytes of ListItems(100), at 32 connections;
 #   5. gRPC ListItems from bench/grpc_bench.py, a separate process.
 # Usage: bench/run.sh [PYTHON]   (DURATION=10s by default; needs wrk from Debian)
@@ -26,11 +26,16 @@ base="http://127.0.0.1:$port"
 echo "## statusthing.py, 32 connections"
 SERVER_PID=$server_pid KEEP_ADDED=0 "$here/api-bench.sh" "$base" /
 
-echo "## statusthing.py ListItems, 64 connections"
-wrk_case() { # label url conns body
-  BENCH_CASE=$1 BENCH_METHOD=POST BENCH_BODY=$4 wrk -t2 -c"$3" -d"$DURATION" --timeout 10s -s "$here/bench.lua" "$2" \
+wrk_case() { # label url conns body [method]
+  BENCH_CASE=$1 BENCH_METHOD=${5:-POST} BENCH_BODY=$4 wrk -t2 -c"$3" -d"$DURATION" --timeout 10s -s "$here/bench.lua" "$2" \
     | awk '/^RESULT/ {printf "%-20s %10s %8s %8s %7s %10s  (socket errors %s)\n", $2, $3, $4, $5, $6, $8, $7}'
 }
+# api-bench.sh's "page" case runs while the AddItem case's items are still there (thousands of them); this one
+# measures the page of the 100 seeded items, after the clean-up.
+echo "## statusthing.py public page with the 100 items, 32 connections"
+wrk_case page_100_items "$base/" 32 '' GET
+
+echo "## statusthing.py ListItems, 64 connections"
 wrk_case ListItems_c64 "$base/statusthing.v1.ItemsService/ListItems" 64 '{}'
 
 echo "## ceiling_server.py with the same ListItems bytes, 32 connections"
