@@ -495,11 +495,11 @@ class Transaction:
                 raise AlreadyExists(f'{entity} named "{name}" already exists') from exc
             raise
 
-    def _update(self, table, row_id, changes, now_ns):
-        # Column names come from the service's keyword arguments, never from a request.
+    def _update(self, entity, table, row_id, changes, now_ns):
+        # Column names come from the service's code, never from a request.
         assignments = ", ".join(f"{column} = ?" for column in changes)
-        self._conn.execute(f"UPDATE {table} SET {assignments}, updated_ns = ? WHERE id = ?",
-                           (*changes.values(), now_ns, row_id))
+        self._unique(entity, changes.get("name"), f"UPDATE {table} SET {assignments}, updated_ns = ? WHERE id = ?",
+                     (*changes.values(), now_ns, row_id))
 
     # -- statuses --------------------------------------------------------------------------------------------
 
@@ -519,10 +519,7 @@ class Transaction:
                      "VALUES (?,?,?,?,?,?,?)", (status_id, name, description, color, kind, now_ns, now_ns))
 
     def update_status(self, status_id, changes, now_ns):
-        try:
-            self._update("statuses", status_id, changes, now_ns)
-        except sqlite3.IntegrityError as exc:
-            raise AlreadyExists(f'a status named "{changes.get("name")}" already exists') from exc
+        self._update("a status", "statuses", status_id, changes, now_ns)
 
     def count_items_with_status(self, status_id):
         return self._conn.execute("SELECT COUNT(*) FROM items WHERE status_id = ?", (status_id,)).fetchone()[0]
@@ -575,10 +572,7 @@ class Transaction:
                      "VALUES (?,?,?,?,?,?)", (item_id, name, description, status_id or None, now_ns, now_ns))
 
     def update_item(self, item_id, changes, now_ns):
-        try:
-            self._update("items", item_id, changes, now_ns)
-        except sqlite3.IntegrityError as exc:
-            raise AlreadyExists(f'an item named "{changes.get("name")}" already exists') from exc
+        self._update("an item", "items", item_id, changes, now_ns)
 
     def delete_item(self, item_id):
         self._conn.execute("DELETE FROM items WHERE id = ?", (item_id,))  # notes go with it (ON DELETE CASCADE)
@@ -600,7 +594,7 @@ class Transaction:
                            (note_id, item_id, text, now_ns, now_ns))
 
     def update_note(self, note_id, text, now_ns):
-        self._update("notes", note_id, {"text": text}, now_ns)
+        self._update("a note", "notes", note_id, {"text": text}, now_ns)
 
     def delete_note(self, note_id):
         self._conn.execute("DELETE FROM notes WHERE id = ?", (note_id,))
