@@ -709,12 +709,19 @@ def _clean_color(value):
     return color
 
 
-def _valid_kind(kind, *, allow_unknown=False):
-    if kind == pb.STATUS_KIND_UNKNOWN and not allow_unknown:
+def _valid_kind(kind):
+    if kind == pb.STATUS_KIND_UNKNOWN:
         raise InvalidArgument("status kind is required (one of STATUS_KIND_UP ... STATUS_KIND_DECOMM)")
     if kind not in pb.StatusKind.values():
         raise InvalidArgument(f"unknown status kind {kind}")
     return kind
+
+
+def _kinds_filter(kinds):
+    unknown = [kind for kind in kinds if kind == pb.STATUS_KIND_UNKNOWN or kind not in pb.StatusKind.values()]
+    if unknown:
+        raise InvalidArgument(f"kinds filter: {unknown[0]} is not a status kind")
+    return list(kinds)
 
 
 class StatusThingService:
@@ -744,9 +751,8 @@ class StatusThingService:
             return self._existing_status(tx, status_id)
 
     def list_statuses(self, kinds=()):
-        kinds = [_valid_kind(k) for k in kinds]
         with self._store.read() as tx:
-            return tx.list_statuses(kinds)
+            return tx.list_statuses(_kinds_filter(kinds))
 
     def add_status(self, actor, name, description="", color="", kind=pb.STATUS_KIND_UNKNOWN):
         with self._store.write() as tx:
@@ -812,9 +818,8 @@ class StatusThingService:
 
     def list_items(self, status_ids=(), kinds=(), extended=False):
         """Items in creation order; an item must match every filter given; notes only when ``extended``."""
-        kinds = [_valid_kind(k) for k in kinds]
         with self._store.read() as tx:
-            return tx.list_items(list(status_ids), kinds, with_notes=extended)
+            return tx.list_items(list(status_ids), _kinds_filter(kinds), with_notes=extended)
 
     def add_item(self, actor, name, description="", initial_status_id="", initial_status=None,
                  initial_note_text=""):

@@ -83,6 +83,8 @@ def test_list_status_filters_by_kind(api, unique):
     assert {s.kind for s in only} == {pb.STATUS_KIND_OBSERVING}
     both = api.ListStatus(kinds=[pb.STATUS_KIND_OBSERVING, pb.STATUS_KIND_OFFLINE]).statuses
     assert {observing.id, offline.id} <= {s.id for s in both}
+    assert "kinds filter" in fails("invalid_argument", api.ListStatus, kinds=[pb.STATUS_KIND_UNKNOWN])
+    fails("invalid_argument", api.ListStatus, kinds=[pb.STATUS_KIND_UP, 99])
 
 
 def test_update_status_changes_only_the_fields_set(api, unique):
