@@ -2072,11 +2072,10 @@ def _add_reflection(server):
     name, which current grpcurl and grpcui ask for first)."""
     from grpc_reflection.v1alpha import reflection, reflection_pb2
 
-    names = tuple(METHODS[path].service for path in METHODS) + REFLECTION_SERVICES
-    servicer = reflection.ReflectionServicer(tuple(dict.fromkeys(names)))
-    reflection.enable_server_reflection(tuple(dict.fromkeys(names)), server)
+    names = tuple(dict.fromkeys(method.service for method in METHODS.values())) + REFLECTION_SERVICES
+    reflection.enable_server_reflection(names, server)  # v1alpha
     v1_handler = grpc.stream_stream_rpc_method_handler(
-        servicer.ServerReflectionInfo,
+        reflection.ReflectionServicer(names).ServerReflectionInfo,
         request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
         response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
