@@ -112,7 +112,8 @@ def test_unsupported_content_type_is_415(shared_server, content_type):
     response = conn.getresponse()
     response.read()
     assert response.status == 415 and "application/json" in response.headers["Accept-Post"]
-    assert item_count(shared_server) >= 0 and "form" not in json.dumps(shared_server.post(LIST, "{}")[2].decode())
+    names = [item["name"] for item in json.loads(shared_server.post(LIST, "{}")[2]).get("items", [])]
+    assert "form" not in names
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
