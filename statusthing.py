@@ -88,6 +88,7 @@ DEFAULT_STATUSES = (
 MAX_REQUEST_BYTES = 1 << 20  # request bodies (after decompression) and gRPC messages
 MAX_CACHED_REQUEST_BYTES = 4096  # larger read requests are answered but not kept (they are not the hot ones)
 GZIP_MIN_BYTES = 1024  # below about one packet, compression saves nothing worth its CPU
+DEFAULT_MAX_CONNECTIONS = 1000  # open connections (each holds a thread); more are answered 503
 IDLE_TIMEOUT_S = 120  # an idle keep-alive connection (or one that never sends a request line) is closed after this
 SHUTDOWN_GRACE_S = 5.0  # how long in-flight requests get to finish on SIGINT/SIGTERM
 SQLITE_BUSY_TIMEOUT_MS = 5000  # the command line may hold the write lock briefly while the server runs
@@ -118,6 +119,7 @@ class Config:
     first_admin_password: str = DEFAULT_ADMIN[1]  # used only when the users table is empty at start
     cors_origins: tuple = ()  # origins whose browsers may call the API cross-site
     title: str = "Status"  # the public page's title and heading
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
 
 
 def split_host_port(addr):
@@ -2154,6 +2156,9 @@ class GrpcRelay:
 # ==================================================================================================================
 
 HTTP2_PREFACE_START = b"PRI"  # "PRI * HTTP/2.0\r\n..."; no HTTP/1.1 method starts with these three bytes
+_BUSY_MESSAGE = b'{"code": "unavailable", "message": "too many open connections; try again shortly"}'
+TOO_MANY_CONNECTIONS = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+                        b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(_BUSY_MESSAGE), _BUSY_MESSAGE))
 
 
 class Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
@@ -2165,14 +2170,39 @@ class Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
     allow_reuse_address = True
     request_queue_size = 256
 
-    def __init__(self, address, handler_class, relay):
+    def __init__(self, address, handler_class, relay, max_connections=DEFAULT_MAX_CONNECTIONS):
         host, port = address
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.relay = relay
-        self.connections = set()
+        self.connections = set()  # HTTP handlers, for the drain
         self.connections_lock = threading.Lock()
+        self.open_connections = 0  # every accepted connection with its thread, HTTP or gRPC
+        self.max_connections = max_connections
         self.draining = False
         super().__init__((host, port), handler_class)
+
+    def process_request(self, request, client_address):
+        # Each connection holds a thread; past the limit a new one is answered 503 at once and closed, so that a
+        # flood of connections cannot exhaust threads or memory.
+        with self.connections_lock:
+            refuse = self.open_connections >= self.max_connections
+            if not refuse:
+                self.open_connections += 1
+        if refuse:
+            log_request("http", None, None, 503, "unavailable", None, client_address[0])
+            with contextlib.suppress(OSError):
+                request.settimeout(1)
+                request.sendall(TOO_MANY_CONNECTIONS)
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self.connections_lock:
+                self.open_connections -= 1
 
     def finish_request(self, request, client_address):
         request.settimeout(IDLE_TIMEOUT_S)
@@ -2236,7 +2266,7 @@ class App:
         self.relay = GrpcRelay(grpc_port)
         handler_class = type("AppHandler", (Handler,), {"app": self})
         try:
-            self.listener = Listener((host, port), handler_class, self.relay)
+            self.listener = Listener((host, port), handler_class, self.relay, config.max_connections)
         except OSError as exc:
             self.grpc_server.stop(None)
             self.store.close()
@@ -2295,6 +2325,9 @@ def _build_parser():
     parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                         help="let browser pages from ORIGIN (e.g. https://example.com) call the API; repeatable; "
                              "by default no CORS headers are sent")
+    parser.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
+                        help=f"open connections served at once, each with a thread (default "
+                             f"{DEFAULT_MAX_CONNECTIONS}); more are answered 503 and closed")
     parser.add_argument("--version", action="version", version=f"statusthing {VERSION}")
 
     # Commands work on the same database as the server, also while it runs.
@@ -2392,7 +2425,8 @@ def main(argv=None):
     args = _build_parser().parse_args(argv)
     config = Config(api_addr=args.api_addr, db_path=args.db, devmode=args.devmode,
                     first_admin_password=os.environ.get("STATUSTHING_ADMIN_PASSWORD") or DEFAULT_ADMIN[1],
-                    cors_origins=tuple(args.cors_origin), title=args.title)
+                    cors_origins=tuple(args.cors_origin), title=args.title,
+                    max_connections=max(1, args.max_connections))
     try:
         if args.command:
             return run_command(args, config)
