@@ -366,3 +366,14 @@ def test_refresh_keeps_the_scroll_position(browser, server):
     page.wait_for_selector("text=arrived later")
     assert page.evaluate("window.scrollY") == 600
     context.close()
+
+
+def test_admin_shows_the_audit_trail(server, admin_page):
+    page = admin_page
+    rpc(server, "ItemsService/AddItem", {"name": "Audited"})
+    page.locator("#show-audit").click()
+    row = page.locator("#audit tbody tr").first
+    row.wait_for()
+    cells = row.locator("td").all_inner_texts()
+    assert cells[1] == "admin (user)" and cells[2] == "127.0.0.1" and cells[3] == "AddItem"
+    assert "Audited" in cells[5]
