@@ -553,6 +553,21 @@ class Transaction:
                     item.notes.append(_note_from_row(row[1:]))
         return items
 
+    def items_with_latest_notes(self, notes_per_item):
+        """[(item, how many notes it has)] with each item's newest ``notes_per_item`` notes, for the status page:
+        a long history costs the page nothing."""
+        items = self._items("", (), with_notes=False)
+        by_id = {item.id: item for item in items}
+        totals = dict.fromkeys(by_id, 0)
+        for row in self._conn.execute(
+                "SELECT item_id, id, text, created_ns, updated_ns, total FROM ("
+                "  SELECT *, ROW_NUMBER() OVER (PARTITION BY item_id ORDER BY id DESC) AS newest,"
+                "         COUNT(*) OVER (PARTITION BY item_id) AS total FROM notes)"
+                " WHERE newest <= ? ORDER BY item_id, newest", (notes_per_item,)):
+            by_id[row[0]].notes.append(_note_from_row(row[1:5]))
+            totals[row[0]] = row[5]
+        return [(item, totals[item.id]) for item in items]
+
     def get_item(self, item_id, with_notes=True):
         items = self._items("WHERE i.id = ?", (item_id,), with_notes)
         return items[0] if items else None
@@ -822,6 +837,11 @@ class StatusThingService:
         """Items in creation order; an item must match every filter given; notes only when ``extended``."""
         with self._store.read() as tx:
             return tx.list_items(list(status_ids), _kinds_filter(kinds), with_notes=extended)
+
+    def status_page_items(self, notes_per_item):
+        """Every item with its newest notes (at most ``notes_per_item``) and its number of notes."""
+        with self._store.read() as tx:
+            return tx.items_with_latest_notes(notes_per_item)
 
     def add_item(self, actor, name, description="", initial_status_id="", initial_status=None,
                  initial_note_text=""):
@@ -1473,16 +1493,16 @@ def _notes_html(notes, label):
     return f'<ul class="notes" aria-label="{_html(label)}">{entries}</ul>'
 
 
-def _item_html(item, notes, more_link):
+def _item_html(item, notes_total):
     parts = [f'<li class="item" id="item-{_html(item.id)}"><article aria-labelledby="name-{_html(item.id)}">',
              f'<div class="item-head"><h2 id="name-{_html(item.id)}"><a href="/items/{_html(item.id)}">'
              f'{_html(item.name)}</a></h2>{_status_badge(item)}</div>']
     if item.description:
         parts.append(f'<p class="description">{_html(item.description)}</p>')
     parts.append(f'<p class="changed">Last changed {_time(item.timestamps.updated)}</p>')
-    parts.append(_notes_html(notes, f"Updates on {item.name}"))
-    if more_link:
-        parts.append(f'<p class="more"><a href="/items/{_html(item.id)}">All {len(item.notes)} updates on '
+    parts.append(_notes_html(item.notes, f"Updates on {item.name}"))
+    if notes_total > len(item.notes):
+        parts.append(f'<p class="more"><a href="/items/{_html(item.id)}">All {notes_total} updates on '
                      f'{_html(item.name)}</a></p>')
     parts.append("</article></li>")
     return "".join(parts)
@@ -1511,10 +1531,11 @@ def _fill(template, title, content, now_ns, page_title=None):
     return template
 
 
-def render_status_page(template, title, items, now_ns):
+def render_status_page(template, title, entries, now_ns):
+    """The front page from [(item with its latest notes, its number of notes)]."""
+    items = [item for item, _ in entries]
     reading, sentence = overall_line(items)
-    listing = "".join(_item_html(item, item.notes[:NOTES_ON_FRONT_PAGE], len(item.notes) > NOTES_ON_FRONT_PAGE)
-                      for item in items)
+    listing = "".join(_item_html(item, notes_total) for item, notes_total in entries)
     content = (f'<section aria-label="Overall status"><p class="overall {reading}" role="status">'
                f'{_html(sentence)}</p></section>'
                + (f'<section aria-label="Systems"><ul class="items">{listing}</ul></section>' if items else ""))
@@ -1527,7 +1548,7 @@ def render_missing_page(template, title):
 
 
 def render_item_page(template, title, item, now_ns):
-    content = (f'<p><a href="/">&larr; All systems</a></p><ul class="items">{_item_html(item, item.notes, False)}'
+    content = (f'<p><a href="/">&larr; All systems</a></p><ul class="items">{_item_html(item, len(item.notes))}'
                f'</ul>' + ("" if item.notes else '<p class="empty">No updates on this system yet.</p>'))
     return _fill(template, title, content, now_ns, page_title=f"{item.name} · {title}")
 
@@ -1782,7 +1803,8 @@ class Handler(BaseHTTPRequestHandler):
     def _get(self, path, body):
         if path == "/":
             return self._respond_page(("status",), lambda template: render_status_page(
-                template, self.app.config.title, self.app.service.list_items(extended=True), CLOCK.now_ns()))
+                template, self.app.config.title, self.app.service.status_page_items(NOTES_ON_FRONT_PAGE),
+                CLOCK.now_ns()))
         if path.startswith("/items/") and path.count("/") == 2:
             item_id = urllib.parse.unquote(path[len("/items/"):])
             return self._respond_page(("item", item_id), lambda template: render_item_page(
