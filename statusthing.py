@@ -51,6 +51,7 @@ import signal
 import socket
 import socketserver
 import sqlite3
+import struct
 import sys
 import threading
 import time
@@ -89,7 +90,7 @@ MAX_REQUEST_BYTES = 1 << 20  # request bodies (after decompression) and gRPC mes
 MAX_CACHED_REQUEST_BYTES = 4096  # larger read requests are answered but not kept (they are not the hot ones)
 GZIP_MIN_BYTES = 1024  # below about one packet, compression saves nothing worth its CPU
 DEFAULT_MAX_CONNECTIONS = 1000  # open connections (each holds a thread); more are answered 503
-IDLE_TIMEOUT_S = 120  # an idle keep-alive connection (or one that never sends a request line) is closed after this
+IDLE_TIMEOUT_S = 120  # default for --idle-timeout: a connection that sends nothing this long is closed
 SHUTDOWN_GRACE_S = 5.0  # how long in-flight requests get to finish on SIGINT/SIGTERM
 SQLITE_BUSY_TIMEOUT_MS = 5000  # the command line may hold the write lock briefly while the server runs
 
@@ -120,6 +121,7 @@ class Config:
     cors_origins: tuple = ()  # origins whose browsers may call the API cross-site
     title: str = "Status"  # the public page's title and heading
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    idle_timeout_s: float = IDLE_TIMEOUT_S
 
 
 def split_host_port(addr):
@@ -1716,7 +1718,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = f"statusthing/{VERSION}"
     disable_nagle_algorithm = True
-    timeout = IDLE_TIMEOUT_S
+    timeout = None  # the listener sets kernel-side idle timeouts instead (see Listener.finish_request)
     app: App  # set on the subclass App builds
 
     # -- connection bookkeeping, so a shutdown can wait for requests in flight and close idle connections ----
@@ -2192,7 +2194,8 @@ class Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
     allow_reuse_address = True
     request_queue_size = 256
 
-    def __init__(self, address, handler_class, relay, max_connections=DEFAULT_MAX_CONNECTIONS):
+    def __init__(self, address, handler_class, relay, max_connections=DEFAULT_MAX_CONNECTIONS,
+                 idle_timeout_s=IDLE_TIMEOUT_S):
         host, port = address
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.relay = relay
@@ -2200,6 +2203,7 @@ class Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.connections_lock = threading.Lock()
         self.open_connections = 0  # every accepted connection with its thread, HTTP or gRPC
         self.max_connections = max_connections
+        self.idle_timeout_s = idle_timeout_s
         self.draining = False
         super().__init__((host, port), handler_class)
 
@@ -2227,19 +2231,26 @@ class Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
                 self.open_connections -= 1
 
     def finish_request(self, request, client_address):
-        request.settimeout(IDLE_TIMEOUT_S)
+        # Idle limits set in the kernel (SO_RCVTIMEO/SO_SNDTIMEO) on a blocking socket, not as a Python socket
+        # timeout: with the latter, every recv and send is preceded by a poll, which doubles the system calls
+        # and interpreter-lock hand-offs of each request. A read that times out then returns no data (the
+        # connection is closed as idle); a send that times out raises BlockingIOError.
+        idle = struct.pack("ll", int(self.idle_timeout_s), int(self.idle_timeout_s % 1 * 1e6))
+        request.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, idle)
+        request.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, idle)
         try:
             head = request.recv(len(HTTP2_PREFACE_START), socket.MSG_PEEK | socket.MSG_WAITALL)
         except OSError:
             return
         if head == HTTP2_PREFACE_START:
             self.relay.relay(request, client_address)
-        elif head:
+        elif len(head) == len(HTTP2_PREFACE_START) or b"\n" in head:  # else: closed or went quiet mid-line
             self.RequestHandlerClass(request, client_address, self)
 
     def handle_error(self, request, client_address):
         exc = sys.exc_info()[1]
-        if not isinstance(exc, (ConnectionError, TimeoutError)):  # a client hanging up is not worth a line
+        if not isinstance(exc, (ConnectionError, TimeoutError, BlockingIOError)):  # a client hanging up or
+            # stalling is not worth a line
             log_internal_error(exc, f"connection from {client_address[0]}")
 
     def track(self, handler):
@@ -2288,7 +2299,8 @@ class App:
         self.relay = GrpcRelay(grpc_port)
         handler_class = type("AppHandler", (Handler,), {"app": self})
         try:
-            self.listener = Listener((host, port), handler_class, self.relay, config.max_connections)
+            self.listener = Listener((host, port), handler_class, self.relay, config.max_connections,
+                                     config.idle_timeout_s)
         except OSError as exc:
             self.grpc_server.stop(None)
             self.store.close()
@@ -2350,6 +2362,9 @@ def _build_parser():
     parser.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
                         help=f"open connections served at once, each with a thread (default "
                              f"{DEFAULT_MAX_CONNECTIONS}); more are answered 503 and closed")
+    parser.add_argument("--idle-timeout", type=float, default=IDLE_TIMEOUT_S, metavar="SECONDS",
+                        help=f"close a connection that sends nothing for this long, between requests or within "
+                             f"one (default {IDLE_TIMEOUT_S})")
     parser.add_argument("--version", action="version", version=f"statusthing {VERSION}")
 
     # Commands work on the same database as the server, also while it runs.
@@ -2448,7 +2463,7 @@ def main(argv=None):
     config = Config(api_addr=args.api_addr, db_path=args.db, devmode=args.devmode,
                     first_admin_password=os.environ.get("STATUSTHING_ADMIN_PASSWORD") or DEFAULT_ADMIN[1],
                     cors_origins=tuple(args.cors_origin), title=args.title,
-                    max_connections=max(1, args.max_connections))
+                    max_connections=max(1, args.max_connections), idle_timeout_s=max(0.1, args.idle_timeout))
     try:
         if args.command:
             return run_command(args, config)

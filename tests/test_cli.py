@@ -169,3 +169,31 @@ def test_connections_beyond_the_limit_are_refused_quickly(start_server):
         time.sleep(0.05)
     for sock in idle:
         sock.close()
+
+
+def test_idle_connections_are_closed(start_server):
+    server = start_server("--idle-timeout", "1")
+
+    def seconds_until_closed(data):
+        with socket.create_connection((server.host, server.port), timeout=10) as sock:
+            started = time.monotonic()
+            sock.sendall(data)
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+            return time.monotonic() - started, answer
+
+    elapsed, answer = seconds_until_closed(b"")  # never says anything
+    assert 0.9 < elapsed < 3 and answer == b""
+    elapsed, answer = seconds_until_closed(b"POST /statusthing.v1.ItemsService/List")  # stops mid-line
+    assert 0.9 < elapsed < 3 and b"400" in answer  # what came is not a request line (http.server's own answer)
+    body = b'{"extended": true}'
+    elapsed, answer = seconds_until_closed(  # a whole request, then an idle keep-alive connection
+        b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+        % (LIST.encode(), len(body), body))
+    assert 0.9 < elapsed < 3 and answer.startswith(b"HTTP/1.1 200 OK")
+    elapsed, answer = seconds_until_closed(  # a body that never arrives
+        b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+        % LIST.encode())
+    assert 0.9 < elapsed < 3 and answer.startswith(b"HTTP/1.1 400") and b"Connection: close" in answer
+    assert server.post(LIST, "{}")[0] == 200
