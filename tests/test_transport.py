@@ -211,3 +211,56 @@ def test_garbage_on_the_wire_does_not_hurt_the_server(shared_server):
             except (ConnectionResetError, TimeoutError):
                 pass
     assert shared_server.post(LIST, "{}")[0] == 200
+
+
+def raw_exchange(server, data):
+    """Send raw bytes, read until the server closes (or 5 s pass); return what came back."""
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        sock.sendall(data)
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except TimeoutError:
+            pass
+        return answer
+
+
+def request_bytes(headers, body=b"{}", version="HTTP/1.1"):
+    lines = [f"POST {LIST} {version}", "Host: x", *headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+@pytest.mark.parametrize("data, status", [
+    (request_bytes(["Content-Type: application/json", "Content-Length: 2", "Content-Length: 9"]), b"400"),
+    (request_bytes(["Content-Type: application/json", "Content-Length: 2", " folded: line"]), b"400"),
+    (request_bytes(["Content-Type: application/json", "no colon here", "Content-Length: 2"]), b"400"),
+    (request_bytes([f"X-Filler-{n}: y" for n in range(150)]), b"431"),
+    (request_bytes(["Content-Type: application/json", "Content-Length: 2"], version="HTTP/2.0"), b"505"),
+    (b"GET /\r\n\r\n", b"400"),
+], ids=["two lengths", "folded", "no colon", "too many headers", "http/2.0 line", "http/0.9"])
+def test_malformed_requests_are_refused(shared_server, data, status):
+    answer = raw_exchange(shared_server, data)
+    assert status in answer.split(b"\r\n", 1)[0] or answer.startswith(b"<!DOCTYPE") and status in answer
+    assert shared_server.post(LIST, "{}")[0] == 200
+
+
+def test_connection_management_follows_http(shared_server):
+    headers = ["Content-Type: application/json", "Content-Length: 2"]
+    # HTTP/1.0 closes after the answer unless it asks to keep the connection; HTTP/1.1 closes when asked to.
+    for version, extra, closes in (("HTTP/1.0", [], True), ("HTTP/1.0", ["Connection: keep-alive"], False),
+                                   ("HTTP/1.1", ["Connection: close"], True), ("HTTP/1.1", [], False)):
+        with socket.create_connection((shared_server.host, shared_server.port), timeout=5) as sock:
+            sock.sendall(request_bytes(headers + extra, version=version) * 2)
+            sock.settimeout(1)
+            answer = b""
+            try:
+                while chunk := sock.recv(65536):
+                    answer += chunk
+            except TimeoutError:
+                pass
+        assert answer.count(b"200 OK") == (1 if closes else 2), (version, extra)
+    # Header names are not case-sensitive.
+    answer = raw_exchange(shared_server, request_bytes(["content-type: application/json", "CONTENT-LENGTH: 2",
+                                                        "connection: close"]))
+    assert answer.startswith(b"HTTP/1.1 200 OK")
