@@ -213,9 +213,9 @@ def test_garbage_on_the_wire_does_not_hurt_the_server(shared_server):
     assert shared_server.post(LIST, "{}")[0] == 200
 
 
-def raw_exchange(server, data):
-    """Send raw bytes, read until the server closes (or 5 s pass); return what came back."""
-    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+def raw_exchange(server, data, wait=5):
+    """Send raw bytes, read until the server closes (or ``wait`` s pass quietly); return what came back."""
+    with socket.create_connection((server.host, server.port), timeout=wait) as sock:
         sock.sendall(data)
         answer = b""
         try:
@@ -250,15 +250,7 @@ def test_connection_management_follows_http(shared_server):
     # HTTP/1.0 closes after the answer unless it asks to keep the connection; HTTP/1.1 closes when asked to.
     for version, extra, closes in (("HTTP/1.0", [], True), ("HTTP/1.0", ["Connection: keep-alive"], False),
                                    ("HTTP/1.1", ["Connection: close"], True), ("HTTP/1.1", [], False)):
-        with socket.create_connection((shared_server.host, shared_server.port), timeout=5) as sock:
-            sock.sendall(request_bytes(headers + extra, version=version) * 2)
-            sock.settimeout(1)
-            answer = b""
-            try:
-                while chunk := sock.recv(65536):
-                    answer += chunk
-            except TimeoutError:
-                pass
+        answer = raw_exchange(shared_server, request_bytes(headers + extra, version=version) * 2, wait=1)
         assert answer.count(b"200 OK") == (1 if closes else 2), (version, extra)
     # Header names are not case-sensitive.
     answer = raw_exchange(shared_server, request_bytes(["content-type: application/json", "CONTENT-LENGTH: 2",
