@@ -2320,9 +2320,9 @@ class Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
             self.RequestHandlerClass(request, client_address, self)
 
     def handle_error(self, request, client_address):
+        # A client hanging up (ConnectionError) or stalling past the idle limit is not worth a log line.
         exc = sys.exc_info()[1]
-        if not isinstance(exc, (ConnectionError, TimeoutError, BlockingIOError)):  # a client hanging up or
-            # stalling is not worth a line
+        if not isinstance(exc, (ConnectionError, TimeoutError, BlockingIOError)):
             log_internal_error(exc, f"connection from {client_address[0]}")
 
     def track(self, handler):
