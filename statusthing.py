@@ -428,6 +428,7 @@ class Store:
     """
 
     def __init__(self, path):
+        conn = None
         try:
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
@@ -435,7 +436,11 @@ class Store:
             conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across crashes of this process
             conn.execute("PRAGMA foreign_keys = ON")
             self.schema_version = migrate(conn)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, StartupError) as exc:
+            if conn is not None:  # a refused database is not left open (the command line goes on running)
+                conn.close()
+            if isinstance(exc, StartupError):
+                raise
             raise StartupError(f"cannot open database {path}: {exc}") from exc
         self.path = path
         self._conn = conn
@@ -470,8 +475,10 @@ class Store:
         ``changes_data=False`` for writes no kept answer depends on (accounts, last-used times).
         """
         with self._transaction("BEGIN IMMEDIATE") as tx:
+            rows_changed_before = self._conn.total_changes
             yield tx
-            if changes_data:
+            # An update that changed nothing (the same values again) keeps every kept answer.
+            if changes_data and self._conn.total_changes != rows_changed_before:
                 self.generation += 1
 
     def read(self):
@@ -2084,7 +2091,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _respond(self, status, content_type, body, headers=(), code=None):
         lines = [f"HTTP/1.1 {status} {_REASONS.get(status, '')}", f"Date: {HTTP_DATE}",
-                 f"Server: {self.server_version}", f"Content-Type: {content_type}", f"Content-Length: {len(body)}"]
+                 f"Server: {self.server_version}", f"Content-Type: {content_type}"]
+        if status != 304:  # a 304 has no body, so no length either
+            lines.append(f"Content-Length: {len(body)}")
         lines.extend(f"{name}: {value}" for name, value in headers)
         origin = self.headers.get("Origin") if self.app.config.cors_origins else None
         if origin in self.app.config.cors_origins:
@@ -2094,8 +2103,6 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         if self.close_connection:
             lines.append("Connection: close")
-        if status == 304:  # no body, so no length either
-            del lines[4]
         if self.command == "HEAD" or status == 304:
             body = b""
         self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)

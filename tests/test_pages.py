@@ -377,3 +377,12 @@ def test_admin_shows_the_audit_trail(server, admin_page):
     cells = row.locator("td").all_inner_texts()
     assert cells[1] == "admin (user)" and cells[2] == "127.0.0.1" and cells[3] == "AddItem"
     assert "Audited" in cells[5]
+
+
+def test_a_write_that_changes_nothing_keeps_the_page(server):
+    item = rpc(server, "ItemsService/AddItem", {"name": "Same", "description": "as before"})["item"]
+    etag = get(server, "/")[1]["ETag"]
+    rpc(server, "ItemsService/UpdateItem", {"itemId": item["id"], "description": "as before", "name": "Same"})
+    assert get(server, "/", {"If-None-Match": etag})[0] == 304
+    rpc(server, "ItemsService/UpdateItem", {"itemId": item["id"], "description": "changed"})
+    assert get(server, "/", {"If-None-Match": etag})[0] == 200
