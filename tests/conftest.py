@@ -56,11 +56,13 @@ SERVICE_OF = {method.name: service.name for service in pb.SERVICES_DESCRIPTOR.se
 class Server:
     """A statusthing.py process. ``address`` is HOST:PORT; its stdout (the JSON log) goes to ``log_path``."""
 
-    def __init__(self, db_path, log_path, *extra_args, env=None, script=ROOT / "statusthing.py"):
+    def __init__(self, db_path, log_path, *extra_args, env=None, script=ROOT / "statusthing.py", command=None,
+                 cwd=ROOT):
         self.db_path, self.log_path = str(db_path), pathlib.Path(log_path)
-        self.args = [sys.executable, str(script), "--api-addr", "127.0.0.1:0", "--db", self.db_path, *extra_args]
+        command = command or [sys.executable, str(script)]
+        self.args = [*command, "--api-addr", "127.0.0.1:0", "--db", self.db_path, *extra_args]
         self._log_file = open(self.log_path, "w")
-        self.proc = subprocess.Popen(self.args, stdout=self._log_file, stderr=subprocess.PIPE, cwd=ROOT,
+        self.proc = subprocess.Popen(self.args, stdout=self._log_file, stderr=subprocess.PIPE, cwd=cwd,
                                      env={**os.environ, **(env or {})})
         self.start_line = self._wait_for_start()
         self.address = self.start_line["address"]

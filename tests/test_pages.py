@@ -145,13 +145,14 @@ def test_admin_page_needs_a_user(server):
     assert not re.search(rb'(src|href)="(https?:)?//', body)
 
 
-def copy_appliance(tmp_path, leave_out=()):
-    """The files an operator copies to a server, in a folder of their own."""
+def copy_appliance(tmp_path, with_assets=True):
+    """The files an operator copies to a server, in a folder of their own (the assets/ folder only for devmode)."""
     folder = tmp_path / "appliance"
     folder.mkdir()
-    for name in ("statusthing.py", "statusthing_pb2.py", "statusthing_pb2_grpc.py", "status.html", "admin.html"):
-        if name not in leave_out:
-            shutil.copy(ROOT / name, folder / name)
+    for name in ("statusthing.py", "statusthing_pb2.py"):
+        shutil.copy(ROOT / name, folder / name)
+    if with_assets:
+        shutil.copytree(ROOT / "assets", folder / "assets")
     return folder
 
 
@@ -166,23 +167,30 @@ def test_assets_are_reread_only_in_devmode(tmp_path, devmode):
     server = start_copy(folder, tmp_path, *(["--devmode"] if devmode else []))
     try:
         assert "Marker of an edit" not in page_text(server)
-        template = (folder / "status.html").read_text()
-        (folder / "status.html").write_text(template.replace("<main", "<p>Marker of an edit</p><main"))
-        (folder / "admin.html").write_text((folder / "admin.html").read_text().replace(
+        assets = folder / "assets"
+        template = (assets / "status.html").read_text()
+        (assets / "status.html").write_text(template.replace("<main", "<p>Marker of an edit</p><main"))
+        (assets / "admin.html").write_text((assets / "admin.html").read_text().replace(
             "<h1>StatusThing admin</h1>", "<h1>Edited admin</h1>"))
         edited = "Marker of an edit" in page_text(server)
         admin = get(server, "/admin", {"Authorization": ADMIN_AUTH})[2]
         assert edited == devmode and (b"Edited admin" in admin) == devmode
+        # In devmode a file that goes missing is an internal error of that request, not of the server.
+        (assets / "admin.html").unlink()
+        status = get(server, "/admin", {"Authorization": ADMIN_AUTH})[0]
+        assert status == (500 if devmode else 200)
+        assert get(server, "/")[0] == 200
     finally:
         server.stop()
 
 
-def test_a_missing_asset_stops_the_start(tmp_path):
-    folder = copy_appliance(tmp_path, leave_out=("admin.html",))
+def test_devmode_without_the_assets_folder_stops_the_start(tmp_path):
+    folder = copy_appliance(tmp_path, with_assets=False)
     result = subprocess.run([sys.executable, str(folder / "statusthing.py"), "--api-addr", "127.0.0.1:0",
-                             "--db", str(tmp_path / "st.db")], capture_output=True, text=True, timeout=30)
+                             "--db", str(tmp_path / "st.db"), "--devmode"], capture_output=True, text=True,
+                            timeout=30)
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "admin.html" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert str(folder / "assets") in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
 # -- in a real browser --------------------------------------------------------------------------------------------
