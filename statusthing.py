@@ -29,6 +29,12 @@ Sections (``grep -n '^# [0-9]' statusthing.py``):
 
 from __future__ import annotations
 
+import signal
+import sys
+
+if __name__ == "__main__":  # Ctrl-C while the imports below load (a fraction of a second): leave quietly
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
+
 import argparse
 import base64
 import contextlib
@@ -47,15 +53,15 @@ import os
 import queue
 import secrets
 import select
-import signal
+import shlex
 import socket
 import socketserver
 import sqlite3
 import struct
-import sys
 import threading
 import time
 import traceback
+import typing
 import urllib.parse
 import zlib
 from concurrent import futures
@@ -78,6 +84,7 @@ __all__ = ["App", "Config", "Store", "StatusThingService", "StatusThingError", "
 VERSION = "0.1.0"
 DEFAULT_API_ADDR = "127.0.0.1:9000"
 DEFAULT_DB = "statusthing.db"
+MEMORY_DB = ":memory:"  # SQLite's name for a database that lives only in this process
 
 # The three statuses a fresh database starts with, as the original ships them (CONTRACT.md, "Defaults").
 DEFAULT_STATUSES = (
@@ -231,10 +238,266 @@ class StartupError(Exception):
 
 
 # ==================================================================================================================
-# 3. Storage: migrations
+# 3. Clock and ids
 # ==================================================================================================================
-# Each migration runs with its version record in one transaction (statements one by one: executescript would
-# COMMIT first). A failure rolls both back, so the database stays at the previous version.
+
+class Clock:
+    """Wall-clock nanoseconds that never repeat or go back within this process, so ``updated`` always moves."""
+
+    def __init__(self):
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def now_ns(self):
+        with self._lock:
+            self._last = max(time.time_ns(), self._last + 1)
+            return self._last
+
+
+class IdGenerator:
+    """ULIDs: 48 bits of milliseconds then 80 random bits, Crockford base32, 26 characters.
+
+    Ids sort by creation time as plain strings; within one millisecond the random part counts up, so ids made
+    by this process sort in the order they were made.
+    """
+
+    ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+    def __init__(self):
+        self._last_ms = -1
+        self._last_random = 0
+        self._lock = threading.Lock()
+
+    def new(self):
+        with self._lock:
+            ms = time.time_ns() // 1_000_000
+            if ms <= self._last_ms:
+                ms, rand = self._last_ms, self._last_random + 1
+            else:
+                rand = secrets.randbits(80)
+            self._last_ms, self._last_random = ms, rand
+        value = (ms << 80) | rand
+        return "".join(self.ALPHABET[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+CLOCK = Clock()
+IDS = IdGenerator()
+
+
+def timestamp(ns):
+    return Timestamp(seconds=ns // 1_000_000_000, nanos=ns % 1_000_000_000)
+
+
+def timestamps(created_ns, updated_ns):
+    return pb.Timestamps(created=timestamp(created_ns), updated=timestamp(updated_ns))
+
+
+def utc_iso(ns, timespec="milliseconds"):
+    """``1700000000123000000`` -> ``"2023-11-14T22:13:20.123Z"``."""
+    moment = datetime.datetime.fromtimestamp(ns / 1e9, datetime.timezone.utc)
+    return moment.isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
+# ==================================================================================================================
+# 4. Storage: the interface
+# ==================================================================================================================
+# What the service and the accounts ask of a database, and the records they get back: protobuf messages for the
+# API's entities, frozen dataclasses for the rest; never rows. SQLite implements it below (section 5); another
+# backend implements the same two protocols. Only a backend sees its driver: it turns driver errors into
+# StatusThingError in one place (AlreadyExists for a taken name, Unavailable for a busy database, Internal else).
+
+@dataclasses.dataclass(frozen=True)
+class PasswordHash:
+    """A salted scrypt hash and the cost it was made with (kept per user, so raising the cost later is safe)."""
+
+    digest: bytes
+    salt: bytes
+    n: int
+    r: int
+    p: int
+
+
+@dataclasses.dataclass(frozen=True)
+class UserRecord:
+    """Someone who may log in to change the status page."""
+
+    id: str
+    username: str
+    password: PasswordHash
+    created_ns: int
+    last_login_ns: int | None
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenRecord:
+    """An API token, without the token: only its SHA-256 is stored."""
+
+    id: str
+    label: str
+    created_by: str
+    created_ns: int
+    last_used_ns: int | None
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditEntry:
+    """One write, as the audit trail keeps it: who, from where, which call, and {field: [old, new]}."""
+
+    id: int
+    time_ns: int
+    actor: str
+    actor_kind: str
+    client: str
+    rpc: str
+    target_id: str
+    changes: dict
+
+    def to_api(self):
+        """The entry in the API's words (lowerCamelCase, an RFC 3339 time), for JSON answers and ``audit --json``."""
+        return {"id": self.id, "time": utc_iso(self.time_ns), "actor": self.actor, "actorKind": self.actor_kind,
+                "client": self.client, "rpc": self.rpc, "targetId": self.target_id, "changes": self.changes}
+
+
+class Transaction(typing.Protocol):
+    """The queries, run inside one transaction of a Store. Knows nothing of requests, transports or rules."""
+
+    # statuses
+    def get_status(self, status_id: str) -> pb.Status | None:
+        """The status with this id, or None."""
+
+    def list_statuses(self, kinds: typing.Sequence[int] = ()) -> list[pb.Status]:
+        """The statuses of any of ``kinds`` (every status when empty), oldest first."""
+
+    def insert_status(self, status_id: str, name: str, description: str, color: str, kind: int,
+                      now_ns: int) -> None:
+        """Add a status; AlreadyExists when its name is taken (ignoring case)."""
+
+    def update_status(self, status_id: str, changes: dict, now_ns: int) -> None:
+        """Set the given columns (name, description, color, kind) and ``updated``; AlreadyExists for a taken name."""
+
+    def count_items_with_status(self, status_id: str) -> int:
+        """How many items have this status."""
+
+    def delete_status(self, status_id: str) -> None:
+        """Remove the status (the service checks first that no item uses it)."""
+
+    # items
+    def get_item(self, item_id: str, with_notes: bool = True) -> pb.Item | None:
+        """The item with its status (and its notes, newest first, when asked), or None."""
+
+    def list_items(self, status_ids: typing.Sequence[str] = (), kinds: typing.Sequence[int] = (),
+                   with_notes: bool = False) -> list[pb.Item]:
+        """Items in creation order with any of ``status_ids`` and any of ``kinds`` (no filter when empty)."""
+
+    def items_with_latest_notes(self, notes_per_item: int) -> list[tuple[pb.Item, int]]:
+        """Every item with only its newest ``notes_per_item`` notes, and how many notes it has in all."""
+
+    def insert_item(self, item_id: str, name: str, description: str, status_id: str, now_ns: int) -> None:
+        """Add an item (``status_id`` "" for none); AlreadyExists when its name is taken (ignoring case)."""
+
+    def update_item(self, item_id: str, changes: dict, now_ns: int) -> None:
+        """Set the given columns (name, description, status_id) and ``updated``; AlreadyExists for a taken name."""
+
+    def touch_item(self, item_id: str, now_ns: int) -> None:
+        """Move the item's ``updated`` to now (its notes changed)."""
+
+    def delete_item(self, item_id: str) -> int:
+        """Remove the item and its notes; returns how many notes went with it."""
+
+    # notes
+    def get_note(self, note_id: str) -> tuple[pb.Note | None, str | None]:
+        """The note and the id of its item, or (None, None)."""
+
+    def list_notes(self, item_id: str) -> list[pb.Note]:
+        """The item's notes, newest first."""
+
+    def insert_note(self, note_id: str, item_id: str, text: str, now_ns: int) -> None:
+        """Add a note to an item."""
+
+    def update_note(self, note_id: str, text: str, now_ns: int) -> None:
+        """Change a note's text and ``updated``."""
+
+    def delete_note(self, note_id: str) -> None:
+        """Remove a note."""
+
+    # accounts
+    def get_user(self, username: str) -> UserRecord | None:
+        """The user with this name (ignoring case), or None."""
+
+    def list_users(self) -> list[UserRecord]:
+        """Every user, by name."""
+
+    def count_users(self) -> int:
+        """How many users there are."""
+
+    def insert_user(self, user_id: str, username: str, password: PasswordHash, now_ns: int) -> None:
+        """Add a user; AlreadyExists when the name is taken (ignoring case)."""
+
+    def set_password(self, user_id: str, password: PasswordHash, now_ns: int) -> None:
+        """Replace a user's password hash."""
+
+    def delete_user(self, user_id: str) -> None:
+        """Remove a user."""
+
+    def touch_login(self, user_id: str, now_ns: int) -> None:
+        """Record a user's last login time."""
+
+    def insert_token(self, token_id: str, label: str, token_sha256: str, created_by: str, now_ns: int) -> None:
+        """Add an API token by its hash; AlreadyExists when the label is taken (ignoring case)."""
+
+    def get_token(self, token_sha256: str) -> TokenRecord | None:
+        """The token with this hash, or None."""
+
+    def list_tokens(self) -> list[TokenRecord]:
+        """Every token, oldest first."""
+
+    def delete_token(self, label: str) -> str | None:
+        """Remove the token with this label; returns its id, or None when there is none."""
+
+    def touch_token(self, token_id: str, now_ns: int) -> None:
+        """Record a token's last use."""
+
+    # the audit trail
+    def insert_audit(self, time_ns: int, actor: Actor, rpc: str, target_id: str, changes: dict) -> None:
+        """Record one write: who (``actor``), which call, what it touched, and {field: [old, new]}."""
+
+    def list_audit(self, limit: int) -> list[AuditEntry]:
+        """The newest ``limit`` audit entries, newest first."""
+
+
+class Store(typing.Protocol):
+    """A database: transactions over it, and a way to know cheaply whether its data changed.
+
+    Callers never see a connection, a cursor or BEGIN::
+
+        with store.write() as tx:
+            tx.insert_item(...)
+    """
+
+    schema_version: int
+
+    def read(self) -> typing.ContextManager[Transaction]:
+        """A read transaction: one consistent snapshot."""
+
+    def write(self, changes_data: bool = True) -> typing.ContextManager[Transaction]:
+        """A write transaction: all of it commits, or (on any exception) none of it. ``changes_data=False`` for
+        writes no kept answer depends on (accounts, last-used times)."""
+
+    def generation(self) -> int:
+        """A number that moves whenever a write commits a change to data, made by this process or any other; an
+        answer computed at one generation holds until it moves."""
+
+    def close(self) -> None:
+        """Close the database (waits for the transaction in progress)."""
+
+
+# ==================================================================================================================
+# 5. Storage: SQLite
+# ==================================================================================================================
+# The schema comes from numbered migrations. Each runs with its version record in one transaction (statements one
+# by one: executescript would COMMIT first); a failure rolls both back, so the database stays at the previous
+# version. The queries (SqlTransaction) are written in SQL that PostgreSQL reads too; only SqliteStore knows the
+# driver.
 
 def _migration_initial_schema(conn):
     conn.execute("""
@@ -310,10 +573,18 @@ def _migration_accounts_and_audit(conn):
             changes    TEXT NOT NULL)""")
 
 
+def _migration_data_generation(conn):
+    # Every write that changes data adds one to data_generation in its own transaction, so every process on the
+    # database (the server, the command line, later other servers) can tell that kept answers are out of date.
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+    conn.execute("INSERT INTO meta (key, value) VALUES ('data_generation', 0)")
+
+
 MIGRATIONS = (
     (1, "initial schema", _migration_initial_schema),
     (2, "default statuses", _migration_default_statuses),
     (3, "users, API tokens and the audit trail", _migration_accounts_and_audit),
+    (4, "a data generation that moves with every change", _migration_data_generation),
 )
 
 
@@ -341,7 +612,7 @@ def migrate(conn, migrations=MIGRATIONS):
         try:
             apply(conn)
             conn.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?,?,?)",
-                         (version, name, utc_now_iso()))
+                         (version, name, utc_iso(time.time_ns())))
             conn.execute("COMMIT")
         except Exception as exc:
             conn.execute("ROLLBACK")
@@ -350,62 +621,10 @@ def migrate(conn, migrations=MIGRATIONS):
     return current
 
 
-# ==================================================================================================================
-# 4. Storage: the Store
-# ==================================================================================================================
-
-class Clock:
-    """Wall-clock nanoseconds that never repeat or go back within this process, so ``updated`` always moves."""
-
-    def __init__(self):
-        self._last = 0
-        self._lock = threading.Lock()
-
-    def now_ns(self):
-        with self._lock:
-            self._last = max(time.time_ns(), self._last + 1)
-            return self._last
-
-
-class IdGenerator:
-    """ULIDs: 48 bits of milliseconds then 80 random bits, Crockford base32, 26 characters.
-
-    Ids sort by creation time as plain strings; within one millisecond the random part counts up, so ids made
-    by this process sort in the order they were made.
-    """
-
-    ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-    def __init__(self):
-        self._last_ms = -1
-        self._last_random = 0
-        self._lock = threading.Lock()
-
-    def new(self):
-        with self._lock:
-            ms = time.time_ns() // 1_000_000
-            if ms <= self._last_ms:
-                ms, rand = self._last_ms, self._last_random + 1
-            else:
-                rand = secrets.randbits(80)
-            self._last_ms, self._last_random = ms, rand
-        value = (ms << 80) | rand
-        return "".join(self.ALPHABET[(value >> shift) & 31] for shift in range(125, -1, -5))
-
-
-CLOCK = Clock()
-IDS = IdGenerator()
-
-
-def timestamp(ns):
-    return Timestamp(seconds=ns // 1_000_000_000, nanos=ns % 1_000_000_000)
-
-
-def timestamps(created_ns, updated_ns):
-    return pb.Timestamps(created=timestamp(created_ns), updated=timestamp(updated_ns))
-
-
 _STATUS_COLUMNS = "s.id, s.name, s.description, s.color, s.kind, s.created_ns, s.updated_ns"
+_USER_COLUMNS = ("id, username, password_hash, password_salt, scrypt_n, scrypt_r, scrypt_p, created_ns, "
+                 "last_login_ns")
+_TOKEN_COLUMNS = "id, label, created_by, created_ns, last_used_ns"
 
 
 def _status_from_row(row):
@@ -417,131 +636,69 @@ def _note_from_row(row):
     return pb.Note(id=row[0], text=row[1], timestamps=timestamps(row[2], row[3]))
 
 
-class Store:
-    """The SQLite database: the one connection, its lock, transactions, and CRUD returning protobuf messages.
+def _user_from_row(row):
+    return UserRecord(row[0], row[1], PasswordHash(bytes(row[2]), bytes(row[3]), row[4], row[5], row[6]), row[7],
+                      row[8])
 
-    The HTTP and gRPC threads share one connection; the lock serializes them and WAL lets the command line read
-    while the server writes. Callers never see the lock, a cursor or BEGIN::
 
-        with store.write() as tx:
-            tx.insert_item(...)
-    """
+def _placeholders(values):
+    return ",".join("?" * len(values))
 
-    def __init__(self, path):
-        conn = None
+
+class SqlTransaction:
+    """The Transaction protocol in SQL, over a DB-API connection whose driver errors ``translate`` turns into
+    StatusThingError. Counts the rows it changes, so its Store knows whether the data moved."""
+
+    def __init__(self, conn, translate):
+        self._conn, self._translate = conn, translate
+        self.rows_changed = 0
+
+    def _run(self, sql, params=(), conflict=None):
+        """Execute one statement; ``conflict`` is the message of the AlreadyExists a unique violation means."""
         try:
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across crashes of this process
-            conn.execute("PRAGMA foreign_keys = ON")
-            self.schema_version = migrate(conn)
-        except (sqlite3.Error, StartupError) as exc:
-            if conn is not None:  # a refused database is not left open (the command line goes on running)
-                conn.close()
-            if isinstance(exc, StartupError):
-                raise
-            raise StartupError(f"cannot open database {path}: {exc}") from exc
-        self.path = path
-        self._conn = conn
-        self._lock = threading.Lock()
-        # Counts committed writes. Caches of read answers compare it to know they are still true.
-        self.generation = 0
+            cursor = self._conn.execute(sql, params)
+        except Exception as exc:
+            raise self._translate(exc, conflict) from exc
+        if cursor.rowcount > 0:
+            self.rows_changed += cursor.rowcount
+        return cursor
 
-    def close(self):
-        with self._lock:
-            self._conn.close()
-
-    @contextlib.contextmanager
-    def _transaction(self, begin):
-        with self._lock:
-            try:
-                self._conn.execute(begin)
-            except sqlite3.OperationalError as exc:
-                raise _storage_error(exc) from exc
-            try:
-                yield Transaction(self._conn)
-                self._conn.execute("COMMIT")
-            except BaseException as exc:
-                self._conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise _storage_error(exc) from exc
-                raise
-
-    @contextlib.contextmanager
-    def write(self, changes_data=True):
-        """A write transaction: all of it commits, or (on any exception) none of it.
-
-        ``changes_data=False`` for writes no kept answer depends on (accounts, last-used times).
-        """
-        with self._transaction("BEGIN IMMEDIATE") as tx:
-            rows_changed_before = self._conn.total_changes
-            yield tx
-            # An update that changed nothing (the same values again) keeps every kept answer.
-            if changes_data and self._conn.total_changes != rows_changed_before:
-                self.generation += 1
-
-    def read(self):
-        """A read transaction: one consistent snapshot."""
-        return self._transaction("BEGIN")
-
-
-def _storage_error(exc):
-    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-        return Unavailable("the database is busy; try again")
-    return Internal("storage error")
-
-
-class Transaction:
-    """The queries, run inside one Store transaction. Returns protobuf messages; knows nothing of requests."""
-
-    def __init__(self, conn):
-        self._conn = conn
-
-    def _unique(self, entity, name, sql, params):
-        try:
-            return self._conn.execute(sql, params)
-        except sqlite3.IntegrityError as exc:
-            if "UNIQUE" in str(exc):
-                raise AlreadyExists(f'{entity} named "{name}" already exists') from exc
-            raise
-
-    def _update(self, entity, table, row_id, changes, now_ns):
+    def _update(self, table, row_id, changes, now_ns, conflict):
         # Column names come from the service's code, never from a request.
         assignments = ", ".join(f"{column} = ?" for column in changes)
-        self._unique(entity, changes.get("name"), f"UPDATE {table} SET {assignments}, updated_ns = ? WHERE id = ?",
-                     (*changes.values(), now_ns, row_id))
+        self._run(f"UPDATE {table} SET {assignments}, updated_ns = ? WHERE id = ?",
+                  (*changes.values(), now_ns, row_id), conflict)
 
     # -- statuses --------------------------------------------------------------------------------------------
 
     def get_status(self, status_id):
-        row = self._conn.execute(f"SELECT {_STATUS_COLUMNS} FROM statuses s WHERE s.id = ?", (status_id,)).fetchone()
+        row = self._run(f"SELECT {_STATUS_COLUMNS} FROM statuses s WHERE s.id = ?", (status_id,)).fetchone()
         return _status_from_row(row) if row else None
 
     def list_statuses(self, kinds=()):
         sql = f"SELECT {_STATUS_COLUMNS} FROM statuses s"
         if kinds:
-            sql += f" WHERE s.kind IN ({','.join('?' * len(kinds))})"
-        return [_status_from_row(row) for row in self._conn.execute(sql + " ORDER BY s.id", tuple(kinds))]
+            sql += f" WHERE s.kind IN ({_placeholders(kinds)})"
+        return [_status_from_row(row) for row in self._run(sql + " ORDER BY s.id", tuple(kinds))]
 
     def insert_status(self, status_id, name, description, color, kind, now_ns):
-        self._unique("a status", name,
-                     "INSERT INTO statuses (id, name, description, color, kind, created_ns, updated_ns) "
-                     "VALUES (?,?,?,?,?,?,?)", (status_id, name, description, color, kind, now_ns, now_ns))
+        self._run("INSERT INTO statuses (id, name, description, color, kind, created_ns, updated_ns) "
+                  "VALUES (?,?,?,?,?,?,?)", (status_id, name, description, color, kind, now_ns, now_ns),
+                  f'a status named "{name}" already exists')
 
     def update_status(self, status_id, changes, now_ns):
-        self._update("a status", "statuses", status_id, changes, now_ns)
+        self._update("statuses", status_id, changes, now_ns, f'a status named "{changes.get("name")}" already exists')
 
     def count_items_with_status(self, status_id):
-        return self._conn.execute("SELECT COUNT(*) FROM items WHERE status_id = ?", (status_id,)).fetchone()[0]
+        return self._run("SELECT COUNT(*) FROM items WHERE status_id = ?", (status_id,)).fetchone()[0]
 
     def delete_status(self, status_id):
-        self._conn.execute("DELETE FROM statuses WHERE id = ?", (status_id,))
+        self._run("DELETE FROM statuses WHERE id = ?", (status_id,))
 
     # -- items -----------------------------------------------------------------------------------------------
 
     def _items(self, where, params, with_notes):
-        rows = self._conn.execute(
+        rows = self._run(
             f"SELECT i.id, i.name, i.description, i.created_ns, i.updated_ns, {_STATUS_COLUMNS} "
             f"FROM items i LEFT JOIN statuses s ON s.id = i.status_id {where} ORDER BY i.id", params).fetchall()
         items = []
@@ -553,25 +710,23 @@ class Transaction:
         if with_notes and items:
             by_id = {item.id: item for item in items}
             # One query for all notes, not one per item; ids sort by creation, so DESC is newest first.
-            note_where = "" if not where else f"WHERE item_id IN ({','.join('?' * len(by_id))})"
+            note_where = "" if not where else f"WHERE item_id IN ({_placeholders(by_id)})"
             note_params = () if not where else tuple(by_id)
-            for row in self._conn.execute(f"SELECT item_id, id, text, created_ns, updated_ns FROM notes "
-                                          f"{note_where} ORDER BY id DESC", note_params):
+            for row in self._run(f"SELECT item_id, id, text, created_ns, updated_ns FROM notes {note_where} "
+                                 f"ORDER BY id DESC", note_params):
                 item = by_id.get(row[0])
                 if item is not None:
                     item.notes.append(_note_from_row(row[1:]))
         return items
 
     def items_with_latest_notes(self, notes_per_item):
-        """[(item, how many notes it has)] with each item's newest ``notes_per_item`` notes, for the status page:
-        a long history costs the page nothing."""
         items = self._items("", (), with_notes=False)
         by_id = {item.id: item for item in items}
         totals = dict.fromkeys(by_id, 0)
-        for row in self._conn.execute(
+        for row in self._run(
                 "SELECT item_id, id, text, created_ns, updated_ns, total FROM ("
                 "  SELECT *, ROW_NUMBER() OVER (PARTITION BY item_id ORDER BY id DESC) AS newest,"
-                "         COUNT(*) OVER (PARTITION BY item_id) AS total FROM notes)"
+                "         COUNT(*) OVER (PARTITION BY item_id) AS total FROM notes) AS numbered"
                 " WHERE newest <= ? ORDER BY item_id, newest", (notes_per_item,)):
             by_id[row[0]].notes.append(_note_from_row(row[1:5]))
             totals[row[0]] = row[5]
@@ -584,115 +739,233 @@ class Transaction:
     def list_items(self, status_ids=(), kinds=(), with_notes=False):
         clauses, params = [], []
         if status_ids:
-            clauses.append(f"i.status_id IN ({','.join('?' * len(status_ids))})")
+            clauses.append(f"i.status_id IN ({_placeholders(status_ids)})")
             params.extend(status_ids)
         if kinds:
-            clauses.append(f"s.kind IN ({','.join('?' * len(kinds))})")
+            clauses.append(f"s.kind IN ({_placeholders(kinds)})")
             params.extend(kinds)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         return self._items(where, tuple(params), with_notes)
 
     def insert_item(self, item_id, name, description, status_id, now_ns):
-        self._unique("an item", name,
-                     "INSERT INTO items (id, name, description, status_id, created_ns, updated_ns) "
-                     "VALUES (?,?,?,?,?,?)", (item_id, name, description, status_id or None, now_ns, now_ns))
+        self._run("INSERT INTO items (id, name, description, status_id, created_ns, updated_ns) VALUES (?,?,?,?,?,?)",
+                  (item_id, name, description, status_id or None, now_ns, now_ns),
+                  f'an item named "{name}" already exists')
 
     def update_item(self, item_id, changes, now_ns):
-        self._update("an item", "items", item_id, changes, now_ns)
+        self._update("items", item_id, changes, now_ns, f'an item named "{changes.get("name")}" already exists')
+
+    def touch_item(self, item_id, now_ns):
+        self._run("UPDATE items SET updated_ns = ? WHERE id = ?", (now_ns, item_id))
 
     def delete_item(self, item_id):
-        self._conn.execute("DELETE FROM items WHERE id = ?", (item_id,))  # notes go with it (ON DELETE CASCADE)
+        notes = self._run("SELECT COUNT(*) FROM notes WHERE item_id = ?", (item_id,)).fetchone()[0]
+        self._run("DELETE FROM items WHERE id = ?", (item_id,))  # its notes go with it (ON DELETE CASCADE)
+        return notes
 
     # -- notes -----------------------------------------------------------------------------------------------
 
     def get_note(self, note_id):
-        """The note and the id of its item, or (None, None)."""
-        row = self._conn.execute("SELECT id, text, created_ns, updated_ns, item_id FROM notes WHERE id = ?",
-                                 (note_id,)).fetchone()
+        row = self._run("SELECT id, text, created_ns, updated_ns, item_id FROM notes WHERE id = ?",
+                        (note_id,)).fetchone()
         return (_note_from_row(row), row[4]) if row else (None, None)
 
     def list_notes(self, item_id):
-        return [_note_from_row(row) for row in self._conn.execute(
+        return [_note_from_row(row) for row in self._run(
             "SELECT id, text, created_ns, updated_ns FROM notes WHERE item_id = ? ORDER BY id DESC", (item_id,))]
 
     def insert_note(self, note_id, item_id, text, now_ns):
-        self._conn.execute("INSERT INTO notes (id, item_id, text, created_ns, updated_ns) VALUES (?,?,?,?,?)",
-                           (note_id, item_id, text, now_ns, now_ns))
+        self._run("INSERT INTO notes (id, item_id, text, created_ns, updated_ns) VALUES (?,?,?,?,?)",
+                  (note_id, item_id, text, now_ns, now_ns))
 
     def update_note(self, note_id, text, now_ns):
-        self._update("a note", "notes", note_id, {"text": text}, now_ns)
+        self._update("notes", note_id, {"text": text}, now_ns, None)
 
     def delete_note(self, note_id):
-        self._conn.execute("DELETE FROM notes WHERE id = ?", (note_id,))
-
-    def touch_item(self, item_id, now_ns):
-        self._conn.execute("UPDATE items SET updated_ns = ? WHERE id = ?", (now_ns, item_id))
+        self._run("DELETE FROM notes WHERE id = ?", (note_id,))
 
     # -- accounts --------------------------------------------------------------------------------------------
 
     def get_user(self, username):
-        """A dict of the user's row (with the password hash), or None."""
-        cursor = self._conn.execute("SELECT * FROM users WHERE username = ?", (username,))
-        row = cursor.fetchone()
-        return dict(zip((c[0] for c in cursor.description), row)) if row else None
+        row = self._run(f"SELECT {_USER_COLUMNS} FROM users WHERE username = ?", (username,)).fetchone()
+        return _user_from_row(row) if row else None
 
     def list_users(self):
-        return self._conn.execute(
-            "SELECT username, created_ns, last_login_ns FROM users ORDER BY username").fetchall()
+        return [_user_from_row(row) for row in self._run(f"SELECT {_USER_COLUMNS} FROM users ORDER BY username")]
 
     def count_users(self):
-        return self._conn.execute("SELECT COUNT(*) FROM users").fetchone()[0]
+        return self._run("SELECT COUNT(*) FROM users").fetchone()[0]
 
     def insert_user(self, user_id, username, password, now_ns):
-        self._unique("a user", username,
-                     "INSERT INTO users (id, username, password_hash, password_salt, scrypt_n, scrypt_r, scrypt_p,"
-                     " created_ns, updated_ns) VALUES (?,?,?,?,?,?,?,?,?)",
-                     (user_id, username, *password, now_ns, now_ns))
+        self._run("INSERT INTO users (id, username, password_hash, password_salt, scrypt_n, scrypt_r, scrypt_p,"
+                  " created_ns, updated_ns) VALUES (?,?,?,?,?,?,?,?,?)",
+                  (user_id, username, password.digest, password.salt, password.n, password.r, password.p, now_ns,
+                   now_ns), f'a user named "{username}" already exists')
 
     def set_password(self, user_id, password, now_ns):
-        self._conn.execute("UPDATE users SET password_hash = ?, password_salt = ?, scrypt_n = ?, scrypt_r = ?, "
-                           "scrypt_p = ?, updated_ns = ? WHERE id = ?", (*password, now_ns, user_id))
+        self._run("UPDATE users SET password_hash = ?, password_salt = ?, scrypt_n = ?, scrypt_r = ?, scrypt_p = ?,"
+                  " updated_ns = ? WHERE id = ?",
+                  (password.digest, password.salt, password.n, password.r, password.p, now_ns, user_id))
 
     def delete_user(self, user_id):
-        self._conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
+        self._run("DELETE FROM users WHERE id = ?", (user_id,))
 
     def touch_login(self, user_id, now_ns):
-        self._conn.execute("UPDATE users SET last_login_ns = ? WHERE id = ?", (now_ns, user_id))
+        self._run("UPDATE users SET last_login_ns = ? WHERE id = ?", (now_ns, user_id))
 
     def insert_token(self, token_id, label, token_sha256, created_by, now_ns):
-        self._unique("a token", label, "INSERT INTO api_tokens (id, label, token_sha256, created_by, created_ns) "
-                                       "VALUES (?,?,?,?,?)", (token_id, label, token_sha256, created_by, now_ns))
+        self._run("INSERT INTO api_tokens (id, label, token_sha256, created_by, created_ns) VALUES (?,?,?,?,?)",
+                  (token_id, label, token_sha256, created_by, now_ns), f'a token named "{label}" already exists')
 
     def get_token(self, token_sha256):
-        """(id, label, last_used_ns) of the token with this hash, or None."""
-        return self._conn.execute("SELECT id, label, last_used_ns FROM api_tokens WHERE token_sha256 = ?",
-                                  (token_sha256,)).fetchone()
+        row = self._run(f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE token_sha256 = ?",
+                        (token_sha256,)).fetchone()
+        return TokenRecord(*row) if row else None
 
     def list_tokens(self):
-        return self._conn.execute(
-            "SELECT label, created_by, created_ns, last_used_ns FROM api_tokens ORDER BY created_ns").fetchall()
+        return [TokenRecord(*row) for row in self._run(f"SELECT {_TOKEN_COLUMNS} FROM api_tokens ORDER BY created_ns")]
 
     def delete_token(self, label):
-        """Return the id of the deleted token, or None when no token has that label."""
-        row = self._conn.execute("SELECT id FROM api_tokens WHERE label = ?", (label,)).fetchone()
+        row = self._run("SELECT id FROM api_tokens WHERE label = ?", (label,)).fetchone()
         if row:
-            self._conn.execute("DELETE FROM api_tokens WHERE id = ?", (row[0],))
+            self._run("DELETE FROM api_tokens WHERE id = ?", (row[0],))
         return row[0] if row else None
 
     def touch_token(self, token_id, now_ns):
-        self._conn.execute("UPDATE api_tokens SET last_used_ns = ? WHERE id = ?", (now_ns, token_id))
+        self._run("UPDATE api_tokens SET last_used_ns = ? WHERE id = ?", (now_ns, token_id))
+
+    # -- the audit trail -------------------------------------------------------------------------------------
 
     def insert_audit(self, time_ns, actor, rpc, target_id, changes):
-        self._conn.execute("INSERT INTO audit_log (time_ns, actor, actor_kind, client, rpc, target_id, changes) "
-                           "VALUES (?,?,?,?,?,?,?)", (time_ns, actor.name, actor.kind, actor.client, rpc,
-                                                      target_id, json.dumps(changes, ensure_ascii=False)))
+        self._run("INSERT INTO audit_log (time_ns, actor, actor_kind, client, rpc, target_id, changes) "
+                  "VALUES (?,?,?,?,?,?,?)", (time_ns, actor.name, actor.kind, actor.client, rpc, target_id,
+                                             json.dumps(changes, ensure_ascii=False)))
 
     def list_audit(self, limit):
-        """The newest ``limit`` audit entries, newest first, as dicts."""
-        cursor = self._conn.execute("SELECT id, time_ns, actor, actor_kind, client, rpc, target_id, changes "
-                                    "FROM audit_log ORDER BY id DESC LIMIT ?", (limit,))
-        names = [c[0] for c in cursor.description]
-        return [dict(zip(names, row), changes=json.loads(row[-1])) for row in cursor]
+        return [AuditEntry(*row[:-1], json.loads(row[-1])) for row in self._run(
+            "SELECT id, time_ns, actor, actor_kind, client, rpc, target_id, changes FROM audit_log "
+            "ORDER BY id DESC LIMIT ?", (limit,))]
+
+    # -- the data generation ---------------------------------------------------------------------------------
+
+    def bump_data_generation(self):
+        self._run("UPDATE meta SET value = value + 1 WHERE key = 'data_generation'")
+
+    def data_generation(self):
+        return self._run("SELECT value FROM meta WHERE key = 'data_generation'").fetchone()[0]
+
+
+class SqliteStore:
+    """The Store protocol on one SQLite file (or ``:memory:``), through the standard library's sqlite3.
+
+    The HTTP and gRPC threads share one connection; a lock serializes them, and WAL lets the command line (or
+    another process) read while the server writes. A second connection only watches for changes: SQLite's
+    ``PRAGMA data_version`` moves when any other connection commits, and only then is the data generation read.
+    """
+
+    def __init__(self, path, create=True):
+        self.path = path
+        conn = None
+        try:
+            conn = self._connect(path, create)
+            self.schema_version = migrate(conn)
+            # A second connection sees every commit, this process's own ones included, as a data_version change.
+            self._watcher = None if path == MEMORY_DB else self._connect(path, create=False)
+        except (sqlite3.Error, StartupError) as exc:
+            if conn is not None:  # a refused database is not left open (the command line goes on running)
+                conn.close()
+            if isinstance(exc, StartupError):
+                raise
+            raise StartupError(f"cannot open database {path}: {exc}") from exc
+        self._conn = conn
+        self._lock = threading.Lock()
+        self._watch_lock = threading.Lock()
+        self._seen_data_version = None
+        self._generation = 0
+
+    @staticmethod
+    def _connect(path, create):
+        if path != MEMORY_DB:
+            folder = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(folder):
+                raise StartupError(f"cannot open database {path}: the folder {folder} does not exist")
+            if not create and not os.path.exists(path):
+                raise StartupError(f"no database at {os.path.abspath(path)}: the server creates it on its first "
+                                   f"start; check --db or STATUSTHING_DB")
+        target = path if create else f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=rw"
+        conn = sqlite3.connect(target, uri=not create, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across crashes of this process
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    def close(self):
+        with self._lock:
+            self._conn.close()
+        if self._watcher is not None:
+            with self._watch_lock:
+                self._watcher.close()
+
+    @contextlib.contextmanager
+    def _transaction(self, begin):
+        with self._lock:
+            try:
+                self._conn.execute(begin)
+            except sqlite3.Error as exc:
+                raise translate_sqlite_error(exc) from exc
+            tx = SqlTransaction(self._conn, translate_sqlite_error)
+            try:
+                yield tx
+                self._conn.execute("COMMIT")
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):  # after a failed COMMIT there may be nothing to roll back
+                    self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise translate_sqlite_error(exc) from exc
+                raise
+
+    def read(self):
+        return self._transaction("BEGIN")
+
+    @contextlib.contextmanager
+    def write(self, changes_data=True):
+        with self._transaction("BEGIN IMMEDIATE") as tx:
+            yield tx
+            # An update that changed nothing (the same values again) keeps every kept answer.
+            if changes_data and tx.rows_changed:
+                tx.bump_data_generation()
+                if self._watcher is None:
+                    self._generation += 1
+
+    def generation(self):
+        if self._watcher is None:  # in memory, no other connection can write
+            return self._generation
+        with self._watch_lock:
+            try:
+                version = self._watcher.execute("PRAGMA data_version").fetchone()[0]
+                if version != self._seen_data_version:
+                    self._seen_data_version = version
+                    self._generation = SqlTransaction(self._watcher, translate_sqlite_error).data_generation()
+            except sqlite3.Error as exc:
+                raise translate_sqlite_error(exc) from exc
+        return self._generation
+
+
+def translate_sqlite_error(exc, conflict=None):
+    """The one place sqlite3's errors become StatusThingError."""
+    if isinstance(exc, StatusThingError):
+        return exc
+    if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc) and conflict:
+        return AlreadyExists(conflict)
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+        return Unavailable("the database is busy; try again")
+    return Internal("storage error")
+
+
+def open_store(path, create=True):
+    """The Store for ``--db``: a SQLite file (created when missing, unless ``create`` is False) or ``:memory:``."""
+    return SqliteStore(path, create)
 
 
 # ==================================================================================================================
@@ -764,10 +1037,9 @@ class StatusThingService:
                     for field, pair in changes.items()}
         tx.insert_audit(CLOCK.now_ns(), actor, rpc, target_id, readable)
 
-    @property
     def generation(self):
-        """Changes whenever stored data changes; an answer computed at one generation holds until it moves."""
-        return self._store.generation
+        """Moves whenever stored data changes, by anyone; an answer computed at one generation holds until then."""
+        return self._store.generation()
 
     # -- statuses --------------------------------------------------------------------------------------------
 
@@ -902,11 +1174,11 @@ class StatusThingService:
         """Delete the item and its notes."""
         _required_id(item_id, "item_id")
         with self._store.write() as tx:
-            item = self._existing_item(tx, item_id, with_notes=True)
-            tx.delete_item(item_id)
+            item = self._existing_item(tx, item_id, with_notes=False)
+            notes = tx.delete_item(item_id)
             self._audit(tx, actor, "DeleteItem", item_id, {
                 "name": [item.name, None], "description": [item.description, None],
-                "status_id": [item.status.id, None], "notes": [len(item.notes), None]})
+                "status_id": [item.status.id, None], "notes": [notes, None]})
 
     @staticmethod
     def _existing_item(tx, item_id, with_notes):
@@ -993,18 +1265,19 @@ class Actor:
 
 
 def hash_password(password, cost=None):
-    """(hash, salt, n, r, p) for storing; the cost is kept with the hash so it can be raised later."""
+    """A PasswordHash of ``password`` with a new salt, at ``cost`` (SCRYPT_COST by default)."""
     cost = cost or SCRYPT_COST
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(password.encode(), salt=salt, n=cost["n"], r=cost["r"], p=cost["p"], dklen=32,
                             maxmem=256 * 1024 * 1024)
-    return digest, salt, cost["n"], cost["r"], cost["p"]
+    return PasswordHash(digest, salt, cost["n"], cost["r"], cost["p"])
 
 
-def password_matches(password, stored_hash, salt, n, r, p):
-    candidate = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=len(stored_hash),
-                               maxmem=256 * 1024 * 1024)
-    return hmac.compare_digest(candidate, stored_hash)
+def password_matches(password, stored):
+    """True when ``password`` hashes to the PasswordHash ``stored`` (compared in constant time)."""
+    candidate = hashlib.scrypt(password.encode(), salt=stored.salt, n=stored.n, r=stored.r, p=stored.p,
+                               dklen=len(stored.digest), maxmem=256 * 1024 * 1024)
+    return hmac.compare_digest(candidate, stored.digest)
 
 
 def _clean_password(password):
@@ -1090,29 +1363,27 @@ class Accounts:
         except (ValueError, UnicodeDecodeError):
             return None
         user = self.check_password(username, password)
-        return Actor(user["username"], "user", client) if user else None
+        return Actor(user.username, "user", client) if user else None
 
     def check_password(self, username, password):
-        """The user's row when the password is right, else None (at the same cost whether or not they exist)."""
+        """The UserRecord when the password is right, else None (at the same cost whether or not they exist)."""
         with self._store.read() as tx:
             user = tx.get_user(username)
         if user is None:
-            password_matches(password, *self._decoy)
+            password_matches(password, self._decoy)
             return None
-        stored = (user["password_hash"], user["password_salt"], user["scrypt_n"], user["scrypt_r"],
-                  user["scrypt_p"])
-        key = hmac.new(self._secret, f"{user['id']}\0{password}".encode(), "sha256").digest()
+        key = hmac.new(self._secret, f"{user.id}\0{password}".encode(), "sha256").digest()
         remembered = self._matched.get(key)
-        if not (remembered is not None and hmac.compare_digest(remembered, stored[0])):
-            if not password_matches(password, *stored):
+        if not (remembered is not None and hmac.compare_digest(remembered, user.password.digest)):
+            if not password_matches(password, user.password):
                 return None
             if len(self._matched) > 1000:
                 self._matched.clear()
-            self._matched[key] = stored[0]
+            self._matched[key] = user.password.digest
         now = CLOCK.now_ns()
-        if (user["last_login_ns"] or 0) < now - LAST_USED_RESOLUTION_NS:
+        if (user.last_login_ns or 0) < now - LAST_USED_RESOLUTION_NS:
             with self._store.write(changes_data=False) as tx:
-                tx.touch_login(user["id"], now)
+                tx.touch_login(user.id, now)
         return user
 
     def _bearer(self, token, client):
@@ -1120,19 +1391,17 @@ class Accounts:
             found = tx.get_token(hashlib.sha256(token.encode()).hexdigest())
         if found is None:
             return None
-        token_id, label, last_used_ns = found
         now = CLOCK.now_ns()
-        if (last_used_ns or 0) < now - LAST_USED_RESOLUTION_NS:
+        if (found.last_used_ns or 0) < now - LAST_USED_RESOLUTION_NS:
             with self._store.write(changes_data=False) as tx:
-                tx.touch_token(token_id, now)
-        return Actor(label, "token", client)
+                tx.touch_token(found.id, now)
+        return Actor(found.label, "token", client)
 
     def default_password_in_use(self):
         """True while the default admin login still works."""
         with self._store.read() as tx:
             user = tx.get_user(DEFAULT_ADMIN[0])
-        return user is not None and password_matches(DEFAULT_ADMIN[1], user["password_hash"], user["password_salt"],
-                                                      user["scrypt_n"], user["scrypt_r"], user["scrypt_p"])
+        return user is not None and password_matches(DEFAULT_ADMIN[1], user.password)
 
     # -- managing users and tokens ---------------------------------------------------------------------------
 
@@ -1159,8 +1428,8 @@ class Accounts:
         hashed = hash_password(_clean_password(password))
         with self._store.write(changes_data=False) as tx:
             user = self._existing_user(tx, username)
-            tx.set_password(user["id"], hashed, CLOCK.now_ns())
-            tx.insert_audit(CLOCK.now_ns(), actor, "user passwd", user["id"], {"password": ["(set)", "(set)"]})
+            tx.set_password(user.id, hashed, CLOCK.now_ns())
+            tx.insert_audit(CLOCK.now_ns(), actor, "user passwd", user.id, {"password": ["(set)", "(set)"]})
 
     def change_own_password(self, actor, current_password, new_password):
         """For the admin page: the user proves the current password again before setting a new one."""
@@ -1174,9 +1443,9 @@ class Accounts:
         with self._store.write(changes_data=False) as tx:
             user = self._existing_user(tx, username)
             if tx.count_users() == 1:
-                raise FailedPrecondition(f'"{user["username"]}" is the only user; add another before deleting it')
-            tx.delete_user(user["id"])
-            tx.insert_audit(CLOCK.now_ns(), actor, "user del", user["id"], {"username": [user["username"], None]})
+                raise FailedPrecondition(f'"{user.username}" is the only user; add another before deleting it')
+            tx.delete_user(user.id)
+            tx.insert_audit(CLOCK.now_ns(), actor, "user del", user.id, {"username": [user.username, None]})
 
     def list_users(self):
         with self._store.read() as tx:
@@ -1904,7 +2173,7 @@ class Handler(BaseHTTPRequestHandler):
             limit = query.get("limit", ["100"])[0]
             if not limit.isdigit() or not 1 <= int(limit) <= 10000:
                 raise InvalidArgument("limit must be a number from 1 to 10000")
-            return self._respond_json({"entries": self.app.accounts.audit(int(limit))})
+            return self._respond_json({"entries": [entry.to_api() for entry in self.app.accounts.audit(int(limit))]})
         if path in METHODS:
             self._not_allowed(path, body)
         self._respond_missing_page()
@@ -2268,11 +2537,10 @@ class Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
     allow_reuse_address = True
     request_queue_size = 256
 
-    def __init__(self, address, handler_class, relay, max_connections=DEFAULT_MAX_CONNECTIONS,
-                 idle_timeout_s=IDLE_TIMEOUT_S):
+    def __init__(self, address, handler_class, max_connections=DEFAULT_MAX_CONNECTIONS, idle_timeout_s=IDLE_TIMEOUT_S):
         host, port = address
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.relay = relay
+        self.relay = None  # the App sets it once the gRPC server is built
         self.connections = set()  # HTTP handlers, for the drain
         self.connections_lock = threading.Lock()
         self.open_connections = 0  # every accepted connection with its thread, HTTP or gRPC
@@ -2365,20 +2633,22 @@ class App:
         except ValueError as exc:
             raise StartupError(f"--api-addr: {exc}") from None
         self.assets = Assets(devmode=config.devmode)
-        self.store, self.accounts = open_database(config)
+        handler_class = type("AppHandler", (Handler,), {"app": self})
+        # The port first: when it is taken, the database is never touched (no new file is left behind).
+        try:
+            self.listener = Listener((host, port), handler_class, config.max_connections, config.idle_timeout_s)
+        except OSError as exc:
+            raise StartupError(f"cannot listen on {config.api_addr}: {exc.strerror or exc}") from None
+        try:
+            self.store, self.accounts = open_database(config)
+        except StartupError:
+            self.listener.server_close()
+            raise
         self.service = StatusThingService(self.store)
         self.pages_seen = {}  # page key -> the Page last rendered for it (keeps Last-Modified honest)
-        self.answers = AnswerCache(lambda: self.service.generation)
+        self.answers = AnswerCache(self.service.generation)
         self.grpc_server, grpc_port = build_grpc_server(self, config.devmode)
-        self.relay = GrpcRelay(grpc_port)
-        handler_class = type("AppHandler", (Handler,), {"app": self})
-        try:
-            self.listener = Listener((host, port), handler_class, self.relay, config.max_connections,
-                                     config.idle_timeout_s)
-        except OSError as exc:
-            self.grpc_server.stop(None)
-            self.store.close()
-            raise StartupError(f"cannot listen on {config.api_addr}: {exc.strerror or exc}") from None
+        self.relay = self.listener.relay = GrpcRelay(grpc_port)
         self._serve_thread = threading.Thread(target=self.listener.serve_forever, name="listener", daemon=True)
 
     @property
@@ -2401,9 +2671,13 @@ class App:
         self.store.close()
 
 
-def open_database(config):
-    """(Store, Accounts) on the configured database, migrated, with a first user when there is none."""
-    store = Store(config.db_path)
+def open_database(config, create=True):
+    """(Store, Accounts) on the configured database, migrated, with a first user when there is none.
+
+    ``create=False`` (the commands) refuses a database that does not exist yet, rather than making an empty one
+    beside the wrong server.
+    """
+    store = open_store(config.db_path, create=create)
     accounts = Accounts(store)
     try:
         accounts.ensure_first_user(config.first_admin_password)
@@ -2413,37 +2687,71 @@ def open_database(config):
     return store, accounts
 
 
-def _build_parser():
+# Every server flag can also be set in the environment as STATUSTHING_<FLAG> (a systemd unit or a shell profile
+# sets it once for the server and every command alike); the command line wins. Repeatable flags take a
+# comma-separated list.
+def env_name(flag):
+    return "STATUSTHING_" + flag.lstrip("-").upper().replace("-", "_")
+
+
+class _Flags:
+    """Adds flags whose default comes from the environment, and says so in --help."""
+
+    def __init__(self, parser, environ):
+        self._parser, self._environ = parser, environ
+
+    def add(self, flag, default=None, help="", repeatable=False, **options):
+        name = env_name(flag)
+        value = self._environ.get(name)
+        if value is not None and value.strip():
+            default = [part.strip() for part in value.split(",") if part.strip()] if repeatable else value
+        if repeatable:
+            options["action"] = _AppendReplacingDefault
+            default = default or []
+        self._parser.add_argument(flag, default=default, help=f"{help} [env {name}]", **options)
+
+
+class _AppendReplacingDefault(argparse.Action):
+    """A repeatable flag whose values on the command line replace its default (from the environment)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        current = getattr(namespace, self.dest)
+        setattr(namespace, self.dest, [*([] if current is self.default else current), values])
+
+
+def _build_parser(environ):
     parser = argparse.ArgumentParser(
         prog="statusthing.py",
         description="StatusThing: a self-hosted status page. Without a command, serves the statusthing.v1 API "
                     "over gRPC and the Connect protocol (JSON and binary) on one address, stored in SQLite.",
         epilog="On a database without users the first start creates 'admin' with the password 'password', or "
                "with $STATUSTHING_ADMIN_PASSWORD when that is set.")
-    parser.add_argument("--api-addr", default=DEFAULT_API_ADDR, metavar="HOST:PORT",
-                        help=f"address to listen on for Connect and gRPC alike (default {DEFAULT_API_ADDR}; "
-                             "port 0 picks a free port, printed in the startup log line)")
-    parser.add_argument("--db", default=DEFAULT_DB, metavar="PATH",
-                        help=f"SQLite database file, created and migrated on start (default {DEFAULT_DB})")
+    flags = _Flags(parser, environ)
+    flags.add("--api-addr", DEFAULT_API_ADDR, metavar="HOST:PORT",
+              help=f"address to listen on for Connect and gRPC alike (default {DEFAULT_API_ADDR}; port 0 picks a "
+                   "free port, printed in the startup log line)")
+    flags.add("--db", DEFAULT_DB, metavar="PATH",
+              help=f"SQLite database file, created and migrated on start (default {DEFAULT_DB}); ':memory:' for "
+                   "a throwaway database that lives as long as the server")
     parser.add_argument("--devmode", action="store_true",
-                        help="development mode: gRPC server reflection on, and the HTML files re-read from disk "
+                        help="development mode: gRPC server reflection on, and the HTML assets re-read from assets/ "
                              "on every request")
-    parser.add_argument("--title", default="Status", help="title and heading of the public status page "
-                                                          "(default: Status)")
-    parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
-                        help="let browser pages from ORIGIN (e.g. https://example.com) call the API; repeatable; "
-                             "by default no CORS headers are sent")
-    parser.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
-                        help=f"open connections served at once, each with a thread (default "
-                             f"{DEFAULT_MAX_CONNECTIONS}); more are answered 503 and closed")
-    parser.add_argument("--idle-timeout", type=float, default=IDLE_TIMEOUT_S, metavar="SECONDS",
-                        help=f"close a connection that sends nothing for this long, between requests or within "
-                             f"one (default {IDLE_TIMEOUT_S})")
+    flags.add("--title", "Status", help="title and heading of the public status page (default: Status)")
+    flags.add("--cors-origin", repeatable=True, metavar="ORIGIN",
+              help="let browser pages from ORIGIN (e.g. https://example.com) call the API; repeatable; by default "
+                   "no CORS headers are sent")
+    flags.add("--max-connections", DEFAULT_MAX_CONNECTIONS, type=int, metavar="N",
+              help=f"open connections served at once, each with a thread (default {DEFAULT_MAX_CONNECTIONS}); more "
+                   "are answered 503 and closed")
+    flags.add("--idle-timeout", IDLE_TIMEOUT_S, type=float, metavar="SECONDS",
+              help=f"close a connection that sends nothing for this long, between requests or within one (default "
+                   f"{IDLE_TIMEOUT_S})")
     parser.add_argument("--version", action="version", version=f"statusthing {VERSION}")
 
-    # Commands work on the same database as the server, also while it runs.
+    # Commands work on the same database as the server, also while it runs; they never create one.
     db = argparse.ArgumentParser(add_help=False)
-    db.add_argument("--db", default=argparse.SUPPRESS, metavar="PATH", help=f"database (default {DEFAULT_DB})")
+    _Flags(db, environ).add("--db", DEFAULT_DB, metavar="PATH",
+                            help=f"the server's database (default {DEFAULT_DB}); it must exist")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     user = commands.add_parser("user", help="manage users (who may change the status page)")
@@ -2452,7 +2760,7 @@ def _build_parser():
         sub = user_commands.add_parser(action, parents=[db], help=text)
         sub.add_argument("name")
         sub.add_argument("--stdin", action="store_true", help="read the password as one line from standard input "
-                                                              "instead of prompting twice")
+                                                              "instead of prompting twice on the terminal")
     user_commands.add_parser("del", parents=[db], help="delete a user").add_argument("name")
     user_commands.add_parser("list", parents=[db], help="list users")
 
@@ -2463,7 +2771,7 @@ def _build_parser():
     token_commands.add_parser("list", parents=[db], help="list tokens: label, created, last used")
     token_commands.add_parser("revoke", parents=[db], help="revoke a token").add_argument("label")
 
-    audit = commands.add_parser("audit", parents=[db], help="print the audit trail, newest first")
+    audit = commands.add_parser("audit", parents=[db], help="print the audit trail, newest last")
     audit.add_argument("--limit", type=int, default=50, metavar="N", help="how many entries (default 50)")
     audit.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser
@@ -2475,54 +2783,84 @@ def _format_ns(ns):
     return datetime.datetime.fromtimestamp(ns / 1e9, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _has_terminal():
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+        return True
+    except OSError:
+        return False
+
+
 def _read_new_password(args):
     if args.stdin:
         return sys.stdin.readline().rstrip("\r\n")
+    if not _has_terminal():
+        raise InvalidArgument("there is no terminal to ask for the password on; pipe it in with --stdin")
     first = getpass.getpass(f"New password for {args.name}: ")
     if getpass.getpass("Again: ") != first:
         raise InvalidArgument("the two passwords differ; nothing was changed")
     return first
 
 
+def _print_users(accounts, args, where):
+    print(f"users in {where}:", file=sys.stderr)
+    for user in accounts.list_users():
+        print(f"{user.username:<24} created {_format_ns(user.created_ns)}   "
+              f"last login {_format_ns(user.last_login_ns)}")
+
+
+def _print_tokens(accounts, args, where):
+    print(f"tokens in {where}:", file=sys.stderr)
+    for token in accounts.list_tokens():
+        print(f"{token.label:<24} created {_format_ns(token.created_ns)} by {token.created_by}   "
+              f"last used {_format_ns(token.last_used_ns)}")
+
+
+def _print_audit(accounts, args, where):
+    print(f"audit trail of {where}:", file=sys.stderr)
+    for entry in reversed(accounts.audit(max(1, args.limit))):
+        value = entry.to_api()
+        if args.json:
+            print(json.dumps(value, ensure_ascii=False))
+        else:
+            print(f"{value['time']}  {entry.actor} ({entry.actor_kind}, {entry.client})  {entry.rpc} "
+                  f"{entry.target_id}  {json.dumps(entry.changes, ensure_ascii=False)}")
+
+
+def _add_token(accounts, args, where, actor):
+    print(accounts.add_token(actor, args.label))
+    print(f"(token {args.label} added to {where}: shown only now; use it as 'Authorization: Bearer <token>')",
+          file=sys.stderr)
+
+
+# (command, action) -> what it does. Changes take the acting Actor and say which database they changed.
+COMMANDS = {
+    ("user", "add"): lambda accounts, args, where, actor: (
+        accounts.add_user(actor, args.name, _read_new_password(args)), print(f"added user {args.name} to {where}")),
+    ("user", "passwd"): lambda accounts, args, where, actor: (
+        accounts.set_password(actor, args.name, _read_new_password(args)),
+        print(f"changed the password of {args.name} in {where}")),
+    ("user", "del"): lambda accounts, args, where, actor: (
+        accounts.delete_user(actor, args.name), print(f"deleted user {args.name} from {where}")),
+    ("user", "list"): lambda accounts, args, where, actor: _print_users(accounts, args, where),
+    ("token", "add"): _add_token,
+    ("token", "revoke"): lambda accounts, args, where, actor: (
+        accounts.revoke_token(actor, args.label), print(f"revoked token {args.label} in {where}")),
+    ("token", "list"): lambda accounts, args, where, actor: _print_tokens(accounts, args, where),
+    ("audit", None): lambda accounts, args, where, actor: _print_audit(accounts, args, where),
+}
+
+
 def run_command(args, config):
-    """The account and audit commands; returns the exit code."""
-    store, accounts = open_database(config)
+    """The account and audit commands, on the server's existing database; returns the exit code."""
+    if config.db_path == MEMORY_DB:
+        raise StartupError("commands need the server's database file; an in-memory database lives only inside "
+                           "its server")
+    store, accounts = open_database(config, create=False)
     actor = Actor(f"cli:{getpass.getuser()}", "cli", "local")
     try:
-        if args.command == "user":
-            if args.action == "add":
-                accounts.add_user(actor, args.name, _read_new_password(args))
-                print(f"added user {args.name}")
-            elif args.action == "passwd":
-                accounts.set_password(actor, args.name, _read_new_password(args))
-                print(f"changed the password of {args.name}")
-            elif args.action == "del":
-                accounts.delete_user(actor, args.name)
-                print(f"deleted user {args.name}")
-            else:
-                for username, created_ns, last_login_ns in accounts.list_users():
-                    print(f"{username:<24} created {_format_ns(created_ns)}   last login {_format_ns(last_login_ns)}")
-        elif args.command == "token":
-            if args.action == "add":
-                print(accounts.add_token(actor, args.label))
-                print(f"(token {args.label}: shown only now; use it as 'Authorization: Bearer <token>')",
-                      file=sys.stderr)
-            elif args.action == "revoke":
-                accounts.revoke_token(actor, args.label)
-                print(f"revoked token {args.label}")
-            else:
-                for label, created_by, created_ns, last_used_ns in accounts.list_tokens():
-                    print(f"{label:<24} created {_format_ns(created_ns)} by {created_by}   "
-                          f"last used {_format_ns(last_used_ns)}")
-        elif args.command == "audit":
-            for entry in reversed(accounts.audit(max(1, args.limit))):
-                entry["time"] = datetime.datetime.fromtimestamp(entry.pop("time_ns") / 1e9, datetime.timezone.utc
-                                                                ).isoformat(timespec="milliseconds")
-                if args.json:
-                    print(json.dumps(entry, ensure_ascii=False))
-                else:
-                    print(f"{entry['time']}  {entry['actor']} ({entry['actor_kind']}, {entry['client']})  "
-                          f"{entry['rpc']} {entry['target_id']}  {json.dumps(entry['changes'], ensure_ascii=False)}")
+        COMMANDS[args.command, getattr(args, "action", None)](accounts, args, os.path.abspath(config.db_path),
+                                                               actor)
         return 0
     except StatusThingError as exc:
         print(f"statusthing: {exc.message}", file=sys.stderr)
@@ -2531,30 +2869,29 @@ def run_command(args, config):
         store.close()
 
 
-def main(argv=None):
-    """Run the server until SIGINT or SIGTERM (or run a command); return the exit code."""
-    args = _build_parser().parse_args(argv)
-    config = Config(api_addr=args.api_addr, db_path=args.db, devmode=args.devmode,
-                    first_admin_password=os.environ.get("STATUSTHING_ADMIN_PASSWORD") or DEFAULT_ADMIN[1],
-                    cors_origins=tuple(args.cors_origin), title=args.title,
-                    max_connections=max(1, args.max_connections), idle_timeout_s=max(0.1, args.idle_timeout))
-    try:
-        if args.command:
-            return run_command(args, config)
-        app = App(config)
-    except StartupError as exc:
-        print(f"statusthing: {exc}", file=sys.stderr)
-        return 1
+def _password_command(program, db_path):
+    """The exact command that changes the admin password of this server's database."""
+    if db_path == MEMORY_DB:
+        return None
+    launcher = [sys.executable, program] if program.endswith(".py") else [program]
+    return shlex.join([*launcher, "user", "passwd", DEFAULT_ADMIN[0], "--db", os.path.abspath(db_path)])
+
+
+def serve(config, program):
+    """Run the server until SIGINT or SIGTERM; return the exit code."""
+    app = App(config)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     app.start()
-    log(event="start", version=VERSION, address=app.address, db=os.path.abspath(config.db_path),
+    log(event="start", version=VERSION, address=app.address,
+        db=config.db_path if config.db_path == MEMORY_DB else os.path.abspath(config.db_path),
         schema_version=app.store.schema_version, devmode=config.devmode, pid=os.getpid())
     if app.accounts.default_password_in_use():
+        command = _password_command(program, config.db_path)
         log(level="warning", event="default_password",
-            message=f"the default login {DEFAULT_ADMIN[0]}/{DEFAULT_ADMIN[1]} still works: change it with "
-                    f"'python statusthing.py user passwd {DEFAULT_ADMIN[0]}' or on the admin page")
+            message=f"the default login {DEFAULT_ADMIN[0]}/{DEFAULT_ADMIN[1]} still works: change it "
+                    + (f"with: {command}  (or on the admin page)" if command else "on the admin page"))
     while not stop.wait(3600):
         pass
     log(event="stopping")
@@ -2562,6 +2899,27 @@ def main(argv=None):
     log(event="stopped")
     LOG.close()
     return 0
+
+
+def main(argv=None, environ=None):
+    """Run the server until SIGINT or SIGTERM (or run a command); return the exit code."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on, Ctrl-C is a KeyboardInterrupt
+    environ = os.environ if environ is None else environ
+    args = _build_parser(environ).parse_args(argv)
+    config = Config(api_addr=args.api_addr, db_path=args.db, devmode=args.devmode,
+                    first_admin_password=environ.get("STATUSTHING_ADMIN_PASSWORD") or DEFAULT_ADMIN[1],
+                    cors_origins=tuple(args.cors_origin), title=args.title,
+                    max_connections=max(1, args.max_connections), idle_timeout_s=max(0.1, args.idle_timeout))
+    try:
+        if args.command:
+            return run_command(args, config)
+        return serve(config, sys.argv[0])
+    except StartupError as exc:
+        print(f"statusthing: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # Ctrl-C at a prompt or during start-up: nothing half-done to report
+        print("\nstatusthing: interrupted", file=sys.stderr)
+        return 130
 
 
 # ==================================================================================================================
@@ -2892,9 +3250,9 @@ document.getElementById("show-audit").addEventListener("click", async () => {
   box.replaceChildren(el("table", {}, el("thead", {}, el("tr", {},
       ...["When", "Who", "From", "What", "Id", "Changes"].map(h => el("th", {textContent: h})))),
     el("tbody", {}, ...entries.map(e => el("tr", {},
-      el("td", {textContent: new Date(e.time_ns / 1e6).toLocaleString()}),
-      el("td", {textContent: `${e.actor} (${e.actor_kind})`}), el("td", {textContent: e.client}),
-      el("td", {textContent: e.rpc}), el("td", {textContent: e.target_id}),
+      el("td", {textContent: new Date(e.time).toLocaleString()}),
+      el("td", {textContent: `${e.actor} (${e.actorKind})`}), el("td", {textContent: e.client}),
+      el("td", {textContent: e.rpc}), el("td", {textContent: e.targetId}),
       el("td", {textContent: JSON.stringify(e.changes)}))))));
 });
 

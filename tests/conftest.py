@@ -53,17 +53,51 @@ SERVICE_OF = {method.name: service.name for service in pb.SERVICES_DESCRIPTOR.se
               for method in service.methods}
 
 
+def child_env(extra=None):
+    """The environment for a statusthing process: this one's, without any STATUSTHING_* setting of the shell that
+    runs the tests, plus ``extra``."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("STATUSTHING_")}, **(extra or {})}
+
+
+def run_statusthing(*args, stdin=None, env=None, cwd=ROOT, script=ROOT / "statusthing.py", timeout=60,
+                    new_session=False):
+    """``python statusthing.py ARGS`` to its end, as a user types it; returns the CompletedProcess (text).
+    ``new_session`` runs it without a controlling terminal (as under systemd or cron)."""
+    kwargs = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
+    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd, env=child_env(env), start_new_session=new_session, **kwargs)
+
+
+def cli(server_or_db, *args, stdin=None, env=None):
+    """A command (``user passwd admin``, ``audit``, ...) on a server's database (or a database path)."""
+    db = getattr(server_or_db, "db_path", server_or_db)
+    return run_statusthing(*args, "--db", str(db), stdin=stdin, env=env)
+
+
+def assert_one_line_failure(result, *fragments, code=1):
+    """The process failed the way an operator should see it: exit code 1, one line on stderr, no traceback."""
+    assert result.returncode == code, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("statusthing: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
 class Server:
     """A statusthing.py process. ``address`` is HOST:PORT; its stdout (the JSON log) goes to ``log_path``."""
 
     def __init__(self, db_path, log_path, *extra_args, env=None, script=ROOT / "statusthing.py", command=None,
-                 cwd=ROOT):
+                 cwd=ROOT, db_from_env=False):
         self.db_path, self.log_path = str(db_path), pathlib.Path(log_path)
         command = command or [sys.executable, str(script)]
-        self.args = [*command, "--api-addr", "127.0.0.1:0", "--db", self.db_path, *extra_args]
+        env = {**(env or {}), **({"STATUSTHING_DB": self.db_path} if db_from_env else {})}
+        self.args = [*command, "--api-addr", "127.0.0.1:0", *([] if db_from_env else ["--db", self.db_path]),
+                     *extra_args]
         self._log_file = open(self.log_path, "w")
         self.proc = subprocess.Popen(self.args, stdout=self._log_file, stderr=subprocess.PIPE, cwd=cwd,
-                                     env={**os.environ, **(env or {})})
+                                     env=child_env(env))
         self.start_line = self._wait_for_start()
         self.address = self.start_line["address"]
         self.host, self.port = self.address.rsplit(":", 1)[0], int(self.address.rsplit(":", 1)[1])
@@ -132,9 +166,9 @@ def start_server(tmp_path):
     """Start servers on demand: ``start_server(db_path=None, *args)``; all are stopped after the test."""
     servers = []
 
-    def start(*args, db_path=None, env=None):
+    def start(*args, db_path=None, **options):
         index = len(servers)
-        server = Server(db_path or tmp_path / "st.db", tmp_path / f"server{index}.log", *args, env=env)
+        server = Server(db_path or tmp_path / "st.db", tmp_path / f"server{index}.log", *args, **options)
         servers.append(server)
         return server
 

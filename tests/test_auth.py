@@ -2,24 +2,16 @@
 import json
 import sqlite3
 import statistics
-import subprocess
-import sys
 import time
 
 import grpc
 import pytest
 
 import statusthing_pb2 as pb
-from conftest import ADMIN, ADMIN_AUTH, CLIENTS, ROOT, Api, RpcFailure, basic
+from conftest import ADMIN, ADMIN_AUTH, CLIENTS, Api, RpcFailure, basic, cli
 
 WRITES = ["AddStatus", "UpdateStatus", "DeleteStatus", "AddItem", "UpdateItem", "DeleteItem",
           "AddNote", "UpdateNote", "DeleteNote"]
-
-
-def cli(server_or_db, *args, stdin=None):
-    db = getattr(server_or_db, "db_path", server_or_db)
-    return subprocess.run([sys.executable, str(ROOT / "statusthing.py"), *args, "--db", str(db)],
-                          input=stdin, capture_output=True, text=True, timeout=60, cwd=ROOT)
 
 
 def audit(server):
@@ -218,7 +210,7 @@ def test_command_line_changes_count_at_once_on_a_running_server(server):
     entries = audit(server)
     assert [(e["rpc"], e["actor"]) for e in entries if e["rpc"] == "AddItem"] == [
         ("AddItem", "admin"), ("AddItem", "ops"), ("AddItem", "deploy-bot")]
-    assert [e["rpc"] for e in entries if e["actor_kind"] == "cli"] == [
+    assert [e["rpc"] for e in entries if e["actorKind"] == "cli"] == [
         "user passwd", "user add", "user del", "token add", "token revoke"]
     text = cli(server, "audit", "--limit", "3").stdout.splitlines()
     assert len(text) == 3 and "token revoke" in text[-1]

@@ -3,22 +3,15 @@ import http.client
 import json
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
 import statusthing
-from conftest import ADMIN_AUTH, ROOT
+from conftest import ADMIN_AUTH, ROOT, assert_one_line_failure, run_statusthing as run
 
 LIST = "/statusthing.v1.ItemsService/ListItems"
-
-
-def run(*args):
-    return subprocess.run([sys.executable, str(ROOT / "statusthing.py"), *args], capture_output=True, text=True,
-                          timeout=30, cwd=ROOT)
 
 
 def test_help_explains_every_flag():
@@ -34,15 +27,6 @@ def test_version():
     assert result.returncode == 0 and result.stdout.strip() == f"statusthing {statusthing.VERSION}"
 
 
-def assert_one_line_failure(result, *fragments):
-    assert result.returncode == 1
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("statusthing: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
-
-
 def test_port_in_use(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -50,6 +34,7 @@ def test_port_in_use(tmp_path):
         port = taken.getsockname()[1]
         result = run("--api-addr", f"127.0.0.1:{port}", "--db", str(tmp_path / "st.db"))
     assert_one_line_failure(result, f"127.0.0.1:{port}", "in use")
+    assert not (tmp_path / "st.db").exists()  # the port is tried before the database is touched
 
 
 def test_unwritable_database_path(tmp_path):
@@ -67,7 +52,8 @@ def test_bad_address(tmp_path):
 def test_startup_and_request_log_lines(server):
     start = server.start_line
     assert start["address"] == f"127.0.0.1:{server.port}" and start["db"].endswith("st.db")
-    assert start["schema_version"] == 3 and start["devmode"] is False and start["version"] == statusthing.VERSION
+    assert start["schema_version"] == statusthing.MIGRATIONS[-1][0]
+    assert start["devmode"] is False and start["version"] == statusthing.VERSION
     server.post(LIST, "{}")
     server.post(LIST, "{nope")
     lines = server.request_log("http", 2)

@@ -5,7 +5,6 @@ import re
 import subprocess
 import sys
 
-import grpc
 import pytest
 from google.protobuf.descriptor import FieldDescriptor
 

@@ -10,6 +10,8 @@ import pytest
 import statusthing
 from conftest import ROOT
 
+LATEST = statusthing.MIGRATIONS[-1][0]
+
 
 def list_statuses(server):
     status, _, body = server.post("/statusthing.v1.StatusService/ListStatus", "{}")
@@ -36,8 +38,8 @@ def run_server_expecting_failure(db_path):
 
 
 def test_fresh_database_is_migrated_and_gets_the_defaults(server):
-    assert server.start_line["schema_version"] == len(statusthing.MIGRATIONS) == 3
-    assert [row[0] for row in migration_rows(server.db_path)] == [1, 2, 3]
+    assert server.start_line["schema_version"] == LATEST
+    assert [row[0] for row in migration_rows(server.db_path)] == list(range(1, LATEST + 1))
     defaults = {(s["name"], s["kind"], s["color"]) for s in list_statuses(server)}
     assert defaults == {("UP", "STATUS_KIND_UP", "#5DFC0A"), ("DOWN", "STATUS_KIND_DOWN", "#FF0000"),
                         ("WARNING", "STATUS_KIND_WARNING", "#EEEB8D")}
@@ -52,7 +54,7 @@ def test_restart_applies_nothing_and_deleted_defaults_stay_deleted(start_server,
     rows = migration_rows(first.db_path)
     assert first.stop() == 0
     second = start_server()
-    assert second.start_line["schema_version"] == 3
+    assert second.start_line["schema_version"] == LATEST
     assert migration_rows(second.db_path) == rows  # nothing re-applied
     assert sorted(s["name"] for s in list_statuses(second)) == ["UP", "WARNING"]
 
@@ -71,7 +73,7 @@ def test_database_newer_than_the_code_is_refused(tmp_path, start_server):
 def test_a_failing_migration_leaves_the_database_as_it_was(tmp_path):
     path = tmp_path / "st.db"
     conn = sqlite3.connect(path, isolation_level=None)
-    assert statusthing.migrate(conn) == 3
+    assert statusthing.migrate(conn) == LATEST
     before = schema_dump(path)
 
     def broken(connection):
@@ -80,10 +82,11 @@ def test_a_failing_migration_leaves_the_database_as_it_was(tmp_path):
                            "VALUES ('x', 'from broken migration', 1, 0, 0)")
         raise RuntimeError("disk on fire")
 
-    with pytest.raises(statusthing.StartupError, match="migration 4 .* failed and was rolled back: disk on fire"):
-        statusthing.migrate(conn, statusthing.MIGRATIONS + ((4, "broken", broken),))
+    with pytest.raises(statusthing.StartupError,
+                       match=f"migration {LATEST + 1} .* failed and was rolled back: disk on fire"):
+        statusthing.migrate(conn, statusthing.MIGRATIONS + ((LATEST + 1, "broken", broken),))
     assert schema_dump(path) == before
-    assert statusthing.schema_version(conn) == 3
+    assert statusthing.schema_version(conn) == LATEST
     conn.close()
 
 
