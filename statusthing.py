@@ -68,7 +68,7 @@ from concurrent import futures
 from http.server import BaseHTTPRequestHandler
 
 import grpc
-from google.protobuf import json_format
+from google.protobuf import descriptor_pb2, descriptor_pool, json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -2437,10 +2437,11 @@ def _grpc_unary_handler(method, app):
 
 
 def _add_reflection(server):
-    """Server reflection, v1alpha as grpcio-reflection ships it and v1 too (the same messages under a newer
-    name, which current grpcurl and grpcui ask for first)."""
+    """Server reflection under both names: v1alpha as grpcio-reflection ships it, and v1 (the same messages under a
+    newer package, which current grpcurl and buf ask for first)."""
     from grpc_reflection.v1alpha import reflection, reflection_pb2
 
+    _describe_reflection_v1(reflection_pb2.DESCRIPTOR)
     names = tuple(dict.fromkeys(method.service for method in METHODS.values())) + REFLECTION_SERVICES
     reflection.enable_server_reflection(names, server)  # v1alpha
     v1_handler = grpc.stream_stream_rpc_method_handler(
@@ -2449,6 +2450,41 @@ def _add_reflection(server):
         response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
         REFLECTION_SERVICES[0], {"ServerReflectionInfo": v1_handler}),))
+
+
+def _describe_reflection_v1(v1alpha_file):
+    """Add grpc/reflection/v1/reflection.proto to the descriptor pool, made from the v1alpha file.
+
+    grpcio-reflection has no v1 descriptor, so a server that lists grpc.reflection.v1.ServerReflection could not
+    describe it, and tools that describe every listed service stopped there. The v1 file is the v1alpha one
+    field for field under another package, so a renamed copy is exact.
+    """
+    pool = descriptor_pool.Default()
+    name = "grpc/reflection/v1/reflection.proto"
+    with contextlib.suppress(KeyError):
+        pool.FindFileByName(name)
+        return  # (already added, or a newer grpcio-reflection ships it)
+    old, new = v1alpha_file.package, "grpc.reflection.v1"
+    file = descriptor_pb2.FileDescriptorProto()
+    v1alpha_file.CopyToProto(file)
+    file.name, file.package = name, new
+    file.ClearField("options")
+
+    def rename(type_name):
+        return type_name.replace(f".{old}.", f".{new}.", 1)
+
+    def rename_fields(messages):
+        for message in messages:
+            for field in message.field:
+                if field.HasField("type_name"):
+                    field.type_name = rename(field.type_name)
+            rename_fields(message.nested_type)
+
+    rename_fields(file.message_type)
+    for service in file.service:
+        for method in service.method:
+            method.input_type, method.output_type = rename(method.input_type), rename(method.output_type)
+    pool.Add(file)
 
 
 def build_grpc_server(app, devmode):

@@ -1,6 +1,9 @@
 """Whole flows with real client libraries: connectrpc (Connect, from PyPI) and a plain grpcio stub generated from
 the protos, both against the server's one port; plus gRPC specifics (reflection, error parity, limits)."""
 import json
+import pathlib
+import subprocess
+import sys
 
 import grpc
 import pytest
@@ -125,17 +128,33 @@ def reflection_services(channel, version):
     return {s.name for s in responses[0].list_services_response.service}
 
 
-def test_reflection_in_devmode(start_server):
+def test_reflection_in_devmode_describes_every_listed_service(start_server):
     server = start_server("--devmode")
+    expected = {"statusthing.v1.ItemsService", "statusthing.v1.StatusService", "statusthing.v1.NotesService",
+                "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"}
     with server.channel() as channel:
         for version in ("v1", "v1alpha"):
-            services = reflection_services(channel, version)
-            assert {"statusthing.v1.ItemsService", "statusthing.v1.StatusService",
-                    "statusthing.v1.NotesService"} <= services
+            assert reflection_services(channel, version) == expected
+        # grpcio-reflection's own client describes each listed service (the reflection services included).
         from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
         database = ProtoReflectionDescriptorDatabase(channel)
-        item = database.FindFileContainingSymbol("statusthing.v1.Item")
-        assert item.name == "types.proto" and item.package == "statusthing.v1"
+        for service in expected:
+            file = database.FindFileContainingSymbol(service)
+            assert file.package == service.rsplit(".", 1)[0] and service.rsplit(".", 1)[1] in [
+                s.name for s in file.service]
+    # buf (PyPI buf-bin), which asks for v1 and describes every service it lists before it prints one.
+    buf = [str(pathlib.Path(sys.executable).parent / "buf"), "curl", "--protocol", "grpc",
+           "--http2-prior-knowledge"]
+    listed = subprocess.run([*buf, "--list-methods", f"http://{server.address}"], capture_output=True, text=True,
+                            timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    methods = set(listed.stdout.split())
+    assert "grpc.reflection.v1.ServerReflection/ServerReflectionInfo" in methods
+    assert {m.rsplit("/", 1)[0] for m in methods} == expected and len(methods) == 15 + 2
+    called = subprocess.run([*buf, "-d", "{}", f"http://{server.address}/statusthing.v1.StatusService/ListStatus"],
+                            capture_output=True, text=True, timeout=60)
+    assert called.returncode == 0 and {s["name"] for s in json.loads(called.stdout)["statuses"]} == {
+        "UP", "DOWN", "WARNING"}
 
 
 def test_no_reflection_without_devmode(server):
