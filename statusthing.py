@@ -82,6 +82,7 @@ __all__ = ["App", "Config", "Store", "StatusThingService", "StatusThingError", "
 # ==================================================================================================================
 
 VERSION = "0.1.0"
+SERVER_NAME = "statusthing"  # the Server header: no version, so it tells an attacker nothing
 DEFAULT_API_ADDR = "127.0.0.1:9000"
 DEFAULT_DB = "statusthing.db"
 MEMORY_DB = ":memory:"  # SQLite's name for a database that lives only in this process
@@ -173,14 +174,15 @@ CODES = {c.connect: c for c in (
 
 
 class StatusThingError(Exception):
-    """An error a client should see: its ``code`` (a key of CODES) and a message safe to show."""
+    """An error a client should see: its ``code`` (a key of CODES), a message safe to show, and typed details
+    that each transport renders its own way (``retry_after_s``: HTTP Retry-After, gRPC retry-after metadata)."""
 
     code = "unknown"
 
-    def __init__(self, message, headers=()):
+    def __init__(self, message, retry_after_s=None):
         super().__init__(message)
         self.message = message
-        self.headers = tuple(headers)  # extra (name, value) pairs: HTTP headers, or gRPC trailing metadata
+        self.retry_after_s = retry_after_s  # seconds until trying again makes sense, when known
 
 
 class InvalidArgument(StatusThingError):
@@ -209,7 +211,8 @@ class ResourceExhausted(StatusThingError):
 
 
 class Unauthenticated(StatusThingError):
-    """A write without valid credentials. The message never says whether the user exists."""
+    """A write without valid credentials. The message never says whether the user exists. Over HTTP it comes
+    with a Basic challenge, so that a browser asks for a login."""
     code = "unauthenticated"
 
 
@@ -249,9 +252,14 @@ class Clock:
         self._lock = threading.Lock()
 
     def now_ns(self):
+        """The time for a record: unique within this process, and later than every earlier one."""
         with self._lock:
             self._last = max(time.time_ns(), self._last + 1)
             return self._last
+
+    def wall_ns(self):
+        """The time as it is, for deciding whether something has expired."""
+        return time.time_ns()
 
 
 class IdGenerator:
@@ -485,7 +493,7 @@ class Store(typing.Protocol):
 
     def generation(self) -> int:
         """A number that moves whenever a write commits a change to data, made by this process or any other; an
-        answer computed at one generation holds until it moves."""
+        answer computed at one generation holds until it moves. Cheap: it is asked before every kept answer."""
 
     def close(self) -> None:
         """Close the database (waits for the transaction in progress)."""
@@ -573,18 +581,10 @@ def _migration_accounts_and_audit(conn):
             changes    TEXT NOT NULL)""")
 
 
-def _migration_data_generation(conn):
-    # Every write that changes data adds one to data_generation in its own transaction, so every process on the
-    # database (the server, the command line, later other servers) can tell that kept answers are out of date.
-    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
-    conn.execute("INSERT INTO meta (key, value) VALUES ('data_generation', 0)")
-
-
 MIGRATIONS = (
     (1, "initial schema", _migration_initial_schema),
     (2, "default statuses", _migration_default_statuses),
     (3, "users, API tokens and the audit trail", _migration_accounts_and_audit),
-    (4, "a data generation that moves with every change", _migration_data_generation),
 )
 
 
@@ -846,21 +846,15 @@ class SqlTransaction:
             "SELECT id, time_ns, actor, actor_kind, client, rpc, target_id, changes FROM audit_log "
             "ORDER BY id DESC LIMIT ?", (limit,))]
 
-    # -- the data generation ---------------------------------------------------------------------------------
-
-    def bump_data_generation(self):
-        self._run("UPDATE meta SET value = value + 1 WHERE key = 'data_generation'")
-
-    def data_generation(self):
-        return self._run("SELECT value FROM meta WHERE key = 'data_generation'").fetchone()[0]
-
 
 class SqliteStore:
     """The Store protocol on one SQLite file (or ``:memory:``), through the standard library's sqlite3.
 
     The HTTP and gRPC threads share one connection; a lock serializes them, and WAL lets the command line (or
-    another process) read while the server writes. A second connection only watches for changes: SQLite's
-    ``PRAGMA data_version`` moves when any other connection commits, and only then is the data generation read.
+    another process) read while the server writes. A second connection only watches: its ``PRAGMA data_version``
+    moves whenever any other connection commits a change (this process's, the command line's, another server's,
+    a hand edit's), so it is the generation itself, read in a few microseconds without the main lock. Writes that
+    change nothing leave it alone; writes of accounts move it too (at most once a minute per user: harmless).
     """
 
     def __init__(self, path, create=True):
@@ -869,7 +863,6 @@ class SqliteStore:
         try:
             conn = self._connect(path, create)
             self.schema_version = migrate(conn)
-            # A second connection sees every commit, this process's own ones included, as a data_version change.
             self._watcher = None if path == MEMORY_DB else self._connect(path, create=False)
         except (sqlite3.Error, StartupError) as exc:
             if conn is not None:  # a refused database is not left open (the command line goes on running)
@@ -880,8 +873,7 @@ class SqliteStore:
         self._conn = conn
         self._lock = threading.Lock()
         self._watch_lock = threading.Lock()
-        self._seen_data_version = None
-        self._generation = 0
+        self._generation = 0  # in memory, where nothing else can write: moved by write() itself
 
     @staticmethod
     def _connect(path, create):
@@ -934,22 +926,16 @@ class SqliteStore:
             yield tx
             # An update that changed nothing (the same values again) keeps every kept answer.
             if changes_data and tx.rows_changed:
-                tx.bump_data_generation()
-                if self._watcher is None:
-                    self._generation += 1
+                self._generation += 1
 
     def generation(self):
-        if self._watcher is None:  # in memory, no other connection can write
+        if self._watcher is None:
             return self._generation
         with self._watch_lock:
             try:
-                version = self._watcher.execute("PRAGMA data_version").fetchone()[0]
-                if version != self._seen_data_version:
-                    self._seen_data_version = version
-                    self._generation = SqlTransaction(self._watcher, translate_sqlite_error).data_generation()
+                return self._watcher.execute("PRAGMA data_version").fetchone()[0]
             except sqlite3.Error as exc:
                 raise translate_sqlite_error(exc) from exc
-        return self._generation
 
 
 def translate_sqlite_error(exc, conflict=None):
@@ -1340,20 +1326,19 @@ class Accounts:
         """The Actor behind an Authorization header value (Basic or Bearer), or an error:
         unauthenticated (missing or wrong), resource_exhausted (too many failures from this client)."""
         scheme, _, credentials = (authorization or "").strip().partition(" ")
-        challenge = (("WWW-Authenticate", f'Basic realm="{REALM}", charset="UTF-8"'),)
         if not credentials.strip():
             raise Unauthenticated("this call changes data and needs credentials: HTTP Basic (a user) or "
-                                  "Bearer (an API token)", challenge)
+                                  "Bearer (an API token)")
         wait = self.failed_logins.retry_after(client)
         if wait:
             raise ResourceExhausted(f"too many failed logins from {client}; try again in {wait} s",
-                                    (("Retry-After", str(wait)),))
+                                    retry_after_s=wait)
         scheme = scheme.lower()
         actor = (self._basic(credentials.strip(), client) if scheme == "basic"
                  else self._bearer(credentials.strip(), client) if scheme == "bearer" else None)
         if actor is None:
             self.failed_logins.failed(client)
-            raise Unauthenticated("wrong credentials", challenge)
+            raise Unauthenticated("wrong credentials")
         self.failed_logins.succeeded(client)
         return actor
 
@@ -1550,8 +1535,39 @@ def _build_methods():
 METHODS = _build_methods()
 
 
+# ==================================================================================================================
+# 8b. Kept answers
+# ==================================================================================================================
+# Reads are answered from what was computed since the data last changed. An answer is kept while the data
+# generation it was computed at is current (a write by any process moves it) and, when it depends on the time
+# (uptime bars, maintenance windows), until the moment its computation said it stops being true.
+
+class _Validity(threading.local):
+    """The limits of the answers this thread is computing, innermost last (wall-clock ns; inf: no limit)."""
+
+    def __init__(self):
+        self.limits = []
+
+
+_VALIDITY = _Validity()
+
+
+def valid_until(ns):
+    """Say, while an answer is computed, that it stops being true at ``ns`` (wall-clock nanoseconds)."""
+    if _VALIDITY.limits:
+        _VALIDITY.limits[-1] = min(_VALIDITY.limits[-1], ns)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Kept:
+    generation: int
+    answer: object
+    until_ns: float  # math.inf when only a change of data ends it
+    cost: int
+
+
 class AnswerCache:
-    """Answers of read-only RPCs, kept until the next write (until ``generation()`` moves).
+    """Answers of reads, kept until the data changes (``generation()`` moves) or their time runs out.
 
     Keys are whatever identifies a request on its transport. When many requests miss at once (right after a
     write), one computes the answer and the others wait for it: computing it 32 times over, one after another
@@ -1564,7 +1580,7 @@ class AnswerCache:
 
     def __init__(self, generation, max_entries=1024, max_bytes=64 << 20):
         self._generation = generation
-        self._entries = {}  # key -> (generation, answer)
+        self._entries = {}  # key -> _Kept
         self._bytes = 0
         self._computing = {}  # key -> Event set when the thread computing it is done
         self._lock = threading.Lock()
@@ -1577,9 +1593,10 @@ class AnswerCache:
         """
         while True:
             generation = self._generation()
-            entry = self._entries.get(key)
-            if entry is not None and entry[0] == generation:
-                return entry[1]
+            kept = self._entries.get(key)
+            if kept is not None and kept.generation == generation and (
+                    kept.until_ns == math.inf or CLOCK.wall_ns() < kept.until_ns):
+                return kept.answer
             with self._lock:
                 done = self._computing.get(key)
                 if done is None:
@@ -1587,17 +1604,34 @@ class AnswerCache:
                     break
             done.wait()  # then look again: the answer is there, or (after an error) this thread computes it
         try:
-            answer = compute()
-            cost = size(answer) + sum(len(part) for part in key if isinstance(part, bytes))
-            if len(self._entries) >= self._max_entries or self._bytes + cost > self._max_bytes:
-                self._entries, self._bytes = {}, 0
-            self._entries[key] = (generation, answer)
-            self._bytes += cost
+            _VALIDITY.limits.append(math.inf)
+            try:
+                answer = compute()
+            finally:
+                until_ns = _VALIDITY.limits.pop()
+                valid_until(until_ns)  # an answer built from this one holds no longer than it
+            self._keep(key, _Kept(generation, answer, until_ns,
+                                  size(answer) + sum(len(part) for part in key if isinstance(part, bytes))))
             return answer
         finally:
             with self._lock:
                 del self._computing[key]
             done.set()
+
+    def previous(self, key):
+        """The answer last kept for ``key``, current or not (None when there is none)."""
+        kept = self._entries.get(key)
+        return kept.answer if kept is not None else None
+
+    def _keep(self, key, kept):
+        with self._lock:
+            replaced = self._entries.get(key)
+            if replaced is not None:
+                self._bytes -= replaced.cost
+            if len(self._entries) >= self._max_entries or self._bytes + kept.cost > self._max_bytes:
+                self._entries, self._bytes = {}, 0
+            self._entries[key] = kept
+            self._bytes += kept.cost
 
 
 # ==================================================================================================================
@@ -1656,12 +1690,6 @@ def encode(content_type, message):
     if content_type == PROTO:
         return message.SerializeToString()
     return json.dumps(json_format.MessageToDict(message), separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def encode_error(error):
-    """A StatusThingError as Connect sends it: (HTTP status, JSON body)."""
-    body = json.dumps({"code": error.code, "message": error.message}, ensure_ascii=False).encode()
-    return CODES[error.code].http_status, body
 
 
 def gunzip_limited(data, limit):
@@ -1826,38 +1854,6 @@ def render_item_page(template, title, item, now_ns):
     return _fill(template, title, content, now_ns, page_title=f"{item.name} · {title}")
 
 
-@dataclasses.dataclass(frozen=True)
-class Page:
-    """A rendered page as HTTP caches want it."""
-
-    body: bytes
-    gzipped: bytes
-    etag: str
-    last_modified: str
-
-    @classmethod
-    def of(cls, text, previous=None):
-        body = text.encode()
-        etag = '"' + hashlib.sha256(body).hexdigest()[:24] + '"'
-        # Keep the earlier date when the bytes are the same (a write that does not show on this page).
-        last_modified = previous.last_modified if previous and previous.etag == etag else \
-            email.utils.formatdate(time.time(), usegmt=True)
-        return cls(body, gzip.compress(body, compresslevel=6, mtime=0), etag, last_modified)
-
-    def not_modified(self, if_none_match, if_modified_since):
-        """True when the client's copy is this one (If-None-Match wins over If-Modified-Since)."""
-        if if_none_match is not None:
-            tags = {tag.strip().removeprefix("W/").replace("-gz", "") for tag in if_none_match.split(",")}
-            return "*" in tags or self.etag in tags
-        if if_modified_since is not None:
-            try:
-                return email.utils.parsedate_to_datetime(if_modified_since) >= \
-                    email.utils.parsedate_to_datetime(self.last_modified)
-            except (TypeError, ValueError):
-                return False
-        return False
-
-
 # ==================================================================================================================
 # 10. Request log
 # ==================================================================================================================
@@ -1942,11 +1938,13 @@ def log_internal_error(exc, where):
 
 
 # ==================================================================================================================
-# 11. HTTP handler (Connect and pages)
+# 11. HTTP: answers, routes, the handler
 # ==================================================================================================================
 
 _REASONS = {status.value: status.phrase for status in http.HTTPStatus}
 _REASONS[499] = "Client Closed Request"
+TEXT = "text/plain; charset=utf-8"
+HTML = "text/html; charset=utf-8"
 
 
 class _HttpDate:
@@ -1966,12 +1964,135 @@ class _HttpDate:
 HTTP_DATE = _HttpDate()
 
 
+def response_head(status, content_type, content_length, headers=(), close=False):
+    """The status line and headers of an HTTP/1.1 response, as bytes (``content_length`` None: no length)."""
+    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, '')}", f"Date: {HTTP_DATE}", f"Server: {SERVER_NAME}",
+             f"Content-Type: {content_type}"]
+    if content_length is not None:
+        lines.append(f"Content-Length: {content_length}")
+    lines.extend(f"{name}: {value}" for name, value in headers)
+    if close:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
 class HttpError(Exception):
     """A transport-level refusal answered in plain HTTP (404, 405, 415), before any RPC runs."""
 
     def __init__(self, status, message, headers=()):
         super().__init__(message)
         self.status, self.message, self.headers = status, message, tuple(headers)
+
+
+class UnsupportedEncoding(Unimplemented):
+    """A request body in a Content-Encoding this server does not read (Connect: unimplemented)."""
+
+    accept_encoding = "gzip, identity"
+
+
+def error_answer(error, form="json"):
+    """(status, content type, headers, body) of the one error answer of every HTTP path, in ``form`` "json" (the
+    Connect error object) or "text"; ``error`` is an HttpError or a StatusThingError."""
+    if isinstance(error, HttpError):
+        return error.status, TEXT, error.headers, (error.message + "\n").encode()
+    headers = []
+    if error.retry_after_s is not None:
+        headers.append(("Retry-After", str(error.retry_after_s)))
+    if isinstance(error, Unauthenticated):
+        headers.append(("WWW-Authenticate", f'Basic realm="{REALM}", charset="UTF-8"'))
+    if isinstance(error, UnsupportedEncoding):
+        headers.append(("Accept-Encoding", error.accept_encoding))
+    status = CODES[error.code].http_status
+    if form == "text":
+        return status, TEXT, (*headers, ("Cache-Control", "no-store")), (error.message + "\n").encode()
+    body = json.dumps({"code": error.code, "message": error.message}, ensure_ascii=False).encode()
+    return status, JSON, (*headers, ("X-Content-Type-Options", "nosniff")), body
+
+
+@dataclasses.dataclass(frozen=True)
+class Representation:
+    """A GET answer as HTTP caches want it: its bytes (and their gzip), validators and freshness. Any content type:
+    pages, and later JSON, feeds, badges, metrics."""
+
+    content_type: str
+    body: bytes
+    gzipped: bytes | None  # None when too small for gzip to be worth it
+    etag: str
+    last_modified: str
+    cache_control: str
+    headers: tuple = ()
+
+    @classmethod
+    def of(cls, body, content_type, cache_control, previous=None, headers=()):
+        """``previous`` is the representation this one replaces: when the bytes are the same (a write that does not
+        show here), its Last-Modified stays."""
+        etag = '"' + hashlib.sha256(body).hexdigest()[:24] + '"'
+        last_modified = previous.last_modified if previous is not None and previous.etag == etag else \
+            email.utils.formatdate(CLOCK.wall_ns() / 1e9, usegmt=True)
+        gzipped = gzip.compress(body, compresslevel=6, mtime=0) if len(body) >= GZIP_MIN_BYTES else None
+        return cls(content_type, body, gzipped, etag, last_modified, cache_control, tuple(headers))
+
+    def not_modified(self, if_none_match, if_modified_since):
+        """True when the client's copy is this one (If-None-Match wins over If-Modified-Since)."""
+        if if_none_match is not None:
+            tags = {tag.strip().removeprefix("W/").replace("-gz", "") for tag in if_none_match.split(",")}
+            return "*" in tags or self.etag in tags
+        if if_modified_since is not None:
+            try:
+                return email.utils.parsedate_to_datetime(if_modified_since) >= \
+                    email.utils.parsedate_to_datetime(self.last_modified)
+            except (TypeError, ValueError):
+                return False
+        return False
+
+    @property
+    def size(self):
+        return len(self.body) + len(self.gzipped or b"")
+
+
+@dataclasses.dataclass(frozen=True)
+class Route:
+    """A non-RPC path: ``pattern`` may hold one ``{name}`` per segment; ``errors`` is how its errors are written
+    ("html": the page template, "json": the Connect error object, "text")."""
+
+    pattern: str
+    methods: tuple
+    handler: str  # the Handler method, called with the captured segments
+    errors: str
+
+    def match(self, path):
+        """The captured segments, or None when the path is not this route's."""
+        want, got = self.pattern.split("/"), path.split("/")
+        if len(want) != len(got):
+            return None
+        captured = {}
+        for pattern, segment in zip(want, got):
+            if pattern.startswith("{"):
+                if not segment:
+                    return None
+                captured[pattern[1:-1]] = urllib.parse.unquote(segment)
+            elif pattern != segment:
+                return None
+        return captured
+
+
+ROUTES = (
+    Route("/", ("GET", "HEAD"), "page_status", "html"),
+    Route("/items/{item_id}", ("GET", "HEAD"), "page_item", "html"),
+    Route("/admin", ("GET", "HEAD"), "page_admin", "text"),
+    Route("/admin/api/me", ("GET",), "admin_me", "json"),
+    Route("/admin/api/audit", ("GET",), "admin_audit", "json"),
+    Route("/admin/api/password", ("POST",), "admin_password", "json"),
+)
+
+
+def find_route(path):
+    """(Route, captured segments), or (None, None)."""
+    for route in ROUTES:
+        captured = route.match(path)
+        if captured is not None:
+            return route, captured
+    return None, None
 
 
 class RequestHeaders(dict):
@@ -2018,25 +2139,40 @@ class _AlreadyAnswered(Exception):
     """Raised after a refusal was already written, to unwind without writing again."""
 
 
-class Handler(BaseHTTPRequestHandler):
-    """HTTP/1.1 keep-alive: Connect unary RPCs (transport checks, then codec -> binding -> codec), the pages, and
-    the admin page's small JSON endpoints (/admin/api/...).
+def send_all(sock, parts):
+    """Write ``parts`` (bytes) in order with as few system calls as the kernel allows, without joining them."""
+    views = [memoryview(part) for part in parts if part]
+    while views:
+        sent = sock.sendmsg(views)
+        while views and sent >= len(views[0]):
+            sent -= len(views[0])
+            views.pop(0)
+        if views and sent:
+            views[0] = views[0][sent:]
 
-    Each response leaves in one write (headers and body together), so no response waits on Nagle's algorithm
-    and the peer's delayed ACK.
+
+class Handler(BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive: Connect unary RPCs (transport checks, then codec -> binding -> codec), the public
+    pages, and the admin page with its small JSON endpoints; every answer through ``_respond`` and every error
+    through ``_send_error``.
+
+    A response's head and body leave in one system call (sendmsg), so no response waits on Nagle's algorithm and
+    the peer's delayed ACK, and no copy joins them.
     """
 
     protocol_version = "HTTP/1.1"
-    server_version = f"statusthing/{VERSION}"
+    server_version = SERVER_NAME
     disable_nagle_algorithm = True
     timeout = None  # the listener sets kernel-side idle timeouts instead (see Listener.finish_request)
     app: App  # set on the subclass App builds
+    error_form = "text"  # how errors of the request in hand are written (see Route.errors)
 
     # -- connection bookkeeping, so a shutdown can wait for requests in flight and close idle connections ----
 
     def setup(self):
         super().setup()
         self.busy = False
+        self.client = self.client_address[0]
         self.app.listener.track(self)
 
     def finish(self):
@@ -2052,7 +2188,9 @@ class Handler(BaseHTTPRequestHandler):
         """
         self.busy = True
         self.started = time.perf_counter()
+        self.error_form = "text"
         self.command, self.request_version, self.close_connection = None, "HTTP/0.9", True
+        self.headers = RequestHeaders()
         self.requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
         words = self.requestline.split()
         if len(words) != 3:  # (no HTTP/0.9 here: every client of this server speaks HTTP/1.x)
@@ -2087,12 +2225,13 @@ class Handler(BaseHTTPRequestHandler):
         if self.app.listener.draining:
             self.close_connection = True
 
-    def log_request(self, code="-", size="-"):
-        # Only http.server's own answers (a malformed request line, say) come here; ours log in _respond.
-        self._log(int(code) if str(code).isdigit() else 0)
+    def send_error(self, code, message=None, explain=None):
+        # http.server's own refusals (a request line too long, a malformed one) go through the one error writer.
+        self.close_connection = True
+        self._send_error(HttpError(code, message or _REASONS.get(code, "error")))
 
     def log_message(self, format, *args):
-        pass
+        pass  # every answer is logged by _respond
 
     def handle_expect_100(self):
         # Refuse an oversized body before the client sends it.
@@ -2102,97 +2241,97 @@ class Handler(BaseHTTPRequestHandler):
             return False
         return super().handle_expect_100()
 
-    # -- methods ---------------------------------------------------------------------------------------------
+    def send_response_only(self, code, message=None):
+        # Only handle_expect_100 comes here (for "100 Continue"), which must not wait for a buffer flush.
+        self.connection.sendall(f"HTTP/1.1 {code} {message or _REASONS.get(code, '')}\r\n\r\n".encode("latin-1"))
 
-    def do_POST(self):
-        self._answer(self._post)
+    def end_headers(self):
+        pass  # (send_response_only wrote the whole interim response)
+
+    # -- dispatch ----------------------------------------------------------------------------------------------
 
     def do_GET(self):
-        self._answer(self._get)
+        self._answer()
 
-    def do_OPTIONS(self):
-        self._answer(self._options)
+    do_POST = do_HEAD = do_OPTIONS = do_PUT = do_DELETE = do_PATCH = do_GET
 
-    def do_HEAD(self):
-        self._answer(self._get)  # _respond leaves the body out
-
-    def do_PUT(self):
-        self._answer(self._not_allowed)
-
-    do_DELETE = do_PATCH = do_PUT
-
-    def _answer(self, route):
+    def _answer(self):
         """The one funnel: every error becomes its answer here, and anything unexpected becomes "internal"."""
         try:
-            # The body is read first, whatever the answer, so the next request on this connection starts clean.
-            route(self.path.split("?", 1)[0], self._read_body())
+            path = self.path.split("?", 1)[0]
+            method = METHODS.get(path)
+            route, captured = (None, None) if method is not None else find_route(path)
+            self.error_form = "json" if method is not None else route.errors if route is not None else \
+                "html" if self.command in ("GET", "HEAD") else "text"
+            # The body is read whatever the answer, so the next request on this connection starts clean.
+            body = self._read_body()
+            if method is not None:
+                return self._rpc(method, body)
+            if route is None:
+                raise HttpError(404, f"not found: {path}")
+            if self.command not in route.methods:
+                raise HttpError(405, f"{self.command} is not allowed here", (("Allow", ", ".join(route.methods)),))
+            getattr(self, route.handler)(body=body, **captured)
         except _AlreadyAnswered:
             pass
-        except HttpError as exc:
-            self._respond(exc.status, "text/plain; charset=utf-8", (exc.message + "\n").encode(), exc.headers)
-        except StatusThingError as exc:
-            self._respond_error(exc)
+        except (HttpError, StatusThingError) as exc:
+            self._send_error(exc)
         except Exception as exc:
             log_internal_error(exc, self.path)
-            self._respond_error(Internal("internal error"))
+            self._send_error(Internal("internal error"))
 
-    def _post(self, path, body):
-        method = METHODS.get(path)
-        if method is not None:
-            content_type = self._content_type()
-            return self._respond_rpc(method, content_type, self._decode_content_encoding(body))
-        if path == "/admin/api/password":
-            return self._change_password(self._decode_content_encoding(body))
-        raise HttpError(404, f"no such procedure: {path}")
-
-    def _get(self, path, body):
-        if path == "/":
-            return self._respond_page(("status",), lambda template: render_status_page(
-                template, self.app.config.title, self.app.service.status_page_items(NOTES_ON_FRONT_PAGE),
-                CLOCK.now_ns()))
-        if path.startswith("/items/") and path.count("/") == 2:
-            item_id = urllib.parse.unquote(path[len("/items/"):])
-            return self._respond_page(("item", item_id), lambda template: render_item_page(
-                template, self.app.config.title, self.app.service.get_item(item_id), CLOCK.now_ns()))
-        if path == "/admin":
-            try:
-                self._admin_user()
-            except (Unauthenticated, ResourceExhausted, PermissionDenied) as exc:
-                status, _ = encode_error(exc)
-                return self._respond(status, "text/plain; charset=utf-8", (exc.message + "\n").encode(),
-                                     exc.headers + (("Cache-Control", "no-store"),), code=exc.code)
-            return self._respond(200, "text/html; charset=utf-8", self.app.assets.get("admin.html").encode(), (
-                ("Cache-Control", "no-store"), *PAGE_SECURITY_HEADERS))
-        if path == "/admin/api/me":
-            actor = self._admin_user()
-            return self._respond_json({"username": actor.name,
-                                       "defaultPassword": self.app.accounts.default_password_in_use()})
-        if path == "/admin/api/audit":
-            self._admin_user()
-            query = urllib.parse.parse_qs(self.path.partition("?")[2])
-            limit = query.get("limit", ["100"])[0]
-            if not limit.isdigit() or not 1 <= int(limit) <= 10000:
-                raise InvalidArgument("limit must be a number from 1 to 10000")
-            return self._respond_json({"entries": [entry.to_api() for entry in self.app.accounts.audit(int(limit))]})
-        if path in METHODS:
-            self._not_allowed(path, body)
-        self._respond_missing_page()
-
-    def _options(self, path, body):
-        origin = self.headers.get("Origin")
-        if path in METHODS and origin in self.app.config.cors_origins:
+    def _rpc(self, method, body):
+        if self.command == "POST":
+            return self._respond_rpc(method, self._content_type(), self._decode_content_encoding(body))
+        if self.command == "OPTIONS" and self.headers.get("Origin") in self.app.config.cors_origins:
             # A CORS preflight from an origin the operator allowed with --cors-origin.
-            return self._respond(204, "text/plain", b"", (
+            return self._respond(204, TEXT, b"", (
                 ("Access-Control-Allow-Methods", "POST"),
                 ("Access-Control-Allow-Headers", "Content-Type, Authorization, Connect-Protocol-Version, "
                                                  "Connect-Timeout-Ms, Content-Encoding, Accept-Encoding"),
                 ("Access-Control-Max-Age", "600")))
-        self._not_allowed(path, body)
+        raise HttpError(405, f"{self.command} is not allowed here; use POST", (("Allow", "POST"),))
 
-    def _not_allowed(self, path, body):
-        if path in METHODS:
-            raise HttpError(405, f"{self.command} is not allowed here; use POST", (("Allow", "POST"),))
-        raise HttpError(404, f"not found: {path}")
+    # -- the routes ----------------------------------------------------------------------------------------------
+
+    def page_status(self, body):
+        self._respond_page(("status",), lambda template: render_status_page(
+            template, self.app.config.title, self.app.service.status_page_items(NOTES_ON_FRONT_PAGE),
+            CLOCK.now_ns()))
+
+    def page_item(self, body, item_id):
+        self._respond_page(("item", item_id), lambda template: render_item_page(
+            template, self.app.config.title, self.app.service.get_item(item_id), CLOCK.now_ns()))
+
+    def page_admin(self, body):
+        self._admin_user()
+        self._respond(200, HTML, self.app.assets.get("admin.html").encode(), (
+            ("Cache-Control", "no-store"), *PAGE_SECURITY_HEADERS))
+
+    def admin_me(self, body):
+        actor = self._admin_user()
+        self._respond_json({"username": actor.name, "defaultPassword": self.app.accounts.default_password_in_use()})
+
+    def admin_audit(self, body):
+        self._admin_user()
+        limit = urllib.parse.parse_qs(self.path.partition("?")[2]).get("limit", ["100"])[0]
+        if not limit.isdigit() or not 1 <= int(limit) <= 10000:
+            raise InvalidArgument("limit must be a number from 1 to 10000")
+        self._respond_json({"entries": [entry.to_api() for entry in self.app.accounts.audit(int(limit))]})
+
+    def admin_password(self, body):
+        self._content_type()
+        self._check_origin()
+        actor = self._admin_user()
+        try:
+            fields = json.loads(self._decode_content_encoding(body))
+            current, new = fields["currentPassword"], fields["newPassword"]
+            if not (isinstance(current, str) and isinstance(new, str)):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            raise InvalidArgument('send {"currentPassword": "...", "newPassword": "..."}') from None
+        self.app.accounts.change_own_password(actor, current, new)
+        self._respond_json({})
 
     # -- who may write -----------------------------------------------------------------------------------------
 
@@ -2207,29 +2346,15 @@ class Handler(BaseHTTPRequestHandler):
 
     def _writer(self):
         self._check_origin()
-        return self.app.accounts.authenticate(self.headers.get("Authorization"), self.client_address[0])
+        return self.app.accounts.authenticate(self.headers.get("Authorization"), self.client)
 
     def _admin_user(self):
-        actor = self.app.accounts.authenticate(self.headers.get("Authorization"), self.client_address[0])
+        actor = self.app.accounts.authenticate(self.headers.get("Authorization"), self.client)
         if actor.kind != "user":
             raise PermissionDenied("the admin pages are for users, not API tokens")
         return actor
 
-    def _change_password(self, body):
-        self._content_type()
-        self._check_origin()
-        actor = self._admin_user()
-        try:
-            fields = json.loads(body)
-            current, new = fields["currentPassword"], fields["newPassword"]
-            if not (isinstance(current, str) and isinstance(new, str)):
-                raise TypeError
-        except (ValueError, KeyError, TypeError):
-            raise InvalidArgument('send {"currentPassword": "...", "newPassword": "..."}') from None
-        self.app.accounts.change_own_password(actor, current, new)
-        self._respond_json({})
-
-    # -- Connect ---------------------------------------------------------------------------------------------
+    # -- request bodies ----------------------------------------------------------------------------------------
 
     def _content_type(self):
         content_type = media_type(self.headers.get("Content-Type", ""))
@@ -2244,19 +2369,18 @@ class Handler(BaseHTTPRequestHandler):
     def _read_body(self):
         """The request body as sent (still compressed, if it is); an oversized one is refused unread."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            body = self._read_chunked()
-        else:
-            length = self.headers.get("Content-Length", "0").strip()
-            if not length.isdigit():
-                self.close_connection = True
-                raise InvalidArgument("a valid Content-Length is required")
-            if int(length) > MAX_REQUEST_BYTES:
-                self._refuse_oversized(int(length))
-                raise _AlreadyAnswered()
-            body = self.rfile.read(int(length))
-            if len(body) < int(length):
-                self.close_connection = True
-                raise InvalidArgument("body is shorter than its Content-Length")
+            return self._read_chunked()
+        length = self.headers.get("Content-Length", "0").strip()
+        if not length.isdigit():
+            self.close_connection = True
+            raise InvalidArgument("a valid Content-Length is required")
+        if int(length) > MAX_REQUEST_BYTES:
+            self._refuse_oversized(int(length))
+            raise _AlreadyAnswered()
+        body = self.rfile.read(int(length))
+        if len(body) < int(length):
+            self.close_connection = True
+            raise InvalidArgument("body is shorter than its Content-Length")
         return body
 
     def _decode_content_encoding(self, body):
@@ -2264,8 +2388,7 @@ class Handler(BaseHTTPRequestHandler):
         if encoding == "gzip":
             return gunzip_limited(body, MAX_REQUEST_BYTES)
         if encoding != "identity":
-            raise Unimplemented(f"content encoding {encoding} is not supported; use gzip or identity",
-                                (("Accept-Encoding", "gzip, identity"),))
+            raise UnsupportedEncoding(f"content encoding {encoding} is not supported; use gzip or identity")
         return body
 
     def _read_chunked(self):
@@ -2291,9 +2414,11 @@ class Handler(BaseHTTPRequestHandler):
     def _refuse_oversized(self, length):
         # The rest of the body is never read, so this connection cannot carry another request.
         self.close_connection = True
-        self._respond_error(ResourceExhausted(
+        self._send_error(ResourceExhausted(
             f"request body of {length} bytes is larger than the {MAX_REQUEST_BYTES}-byte limit"))
         _drain_briefly(self.connection)
+
+    # -- answers -----------------------------------------------------------------------------------------------
 
     def _respond_rpc(self, method, content_type, body):
         gzip_ok = accepts_gzip(self.headers.get("Accept-Encoding", ""))
@@ -2313,70 +2438,61 @@ class Handler(BaseHTTPRequestHandler):
             payload, headers = answer()
         self._respond(200, content_type, payload, headers)
 
+    def _respond_cached(self, key, build):
+        """Answer a GET from the Representation kept under ``key``; ``build(previous)`` makes a new one (or raises
+        NotFound). Conditional requests, gzip and HEAD are handled here for every content type."""
+        key = ("GET",) + key
+        representation = self.app.answers.get(key, lambda: build(self.app.answers.previous(key)),
+                                              size=lambda kept: kept.size)
+        headers = [("ETag", representation.etag), ("Last-Modified", representation.last_modified),
+                   ("Cache-Control", representation.cache_control), *representation.headers]
+        if representation.gzipped is not None:
+            headers.append(("Vary", "Accept-Encoding"))
+        body = representation.body
+        if representation.gzipped is not None and accepts_gzip(self.headers.get("Accept-Encoding", "")):
+            body, headers[0] = representation.gzipped, ("ETag", representation.etag[:-1] + '-gz"')
+            headers.append(("Content-Encoding", "gzip"))
+        if representation.not_modified(self.headers.get("If-None-Match"), self.headers.get("If-Modified-Since")):
+            return self._respond(304, representation.content_type, b"", headers)
+        self._respond(200, representation.content_type, body, headers)
+
     def _respond_page(self, key, render):
         """A public page, rendered once per change of data (and, in devmode, of its template)."""
         template = self.app.assets.get("status.html")
         if self.app.config.devmode:
             key += (hashlib.sha256(template.encode()).hexdigest(),)
-
-        def build():
-            try:
-                text = render(template)
-            except NotFound:
-                return None
-            page = Page.of(text, self.app.pages_seen.get(key))
-            self.app.pages_seen[key] = page
-            return page
-
-        page = self.app.answers.get(("page",) + key, build,
-                                    size=lambda kept: len(kept.body) + len(kept.gzipped) if kept else 0)
-        if page is None:
-            return self._respond_missing_page()
-        headers = [("ETag", page.etag), ("Last-Modified", page.last_modified), ("Vary", "Accept-Encoding"),
-                   ("Cache-Control", f"public, max-age={PAGE_MAX_AGE_S}"), *PAGE_SECURITY_HEADERS]
-        if page.not_modified(self.headers.get("If-None-Match"), self.headers.get("If-Modified-Since")):
-            return self._respond(304, "text/html; charset=utf-8", b"", headers)
-        body = page.body
-        if accepts_gzip(self.headers.get("Accept-Encoding", "")):
-            body, headers[0] = page.gzipped, ("ETag", page.etag[:-1] + '-gz"')
-            headers.append(("Content-Encoding", "gzip"))
-        self._respond(200, "text/html; charset=utf-8", body, headers)
-
-    def _respond_missing_page(self):
-        body = render_missing_page(self.app.assets.get("status.html"), self.app.config.title)
-        self._respond(404, "text/html; charset=utf-8", body.encode(), PAGE_SECURITY_HEADERS)
-
-    def _respond_error(self, error):
-        status, body = encode_error(error)
-        self._respond(status, JSON, body, error.headers, code=error.code)
+        self._respond_cached(("page",) + key, lambda previous: Representation.of(
+            render(template).encode(), HTML, f"public, max-age={PAGE_MAX_AGE_S}", previous, PAGE_SECURITY_HEADERS))
 
     def _respond_json(self, value):
         self._respond(200, JSON, json.dumps(value, ensure_ascii=False).encode(), (("Cache-Control", "no-store"),))
 
+    def _send_error(self, error):
+        """The one error writer of this server's HTTP side."""
+        if self.error_form == "html" and (isinstance(error, NotFound) or getattr(error, "status", 0) == 404):
+            body = render_missing_page(self.app.assets.get("status.html"), self.app.config.title).encode()
+            return self._respond(404, HTML, body, PAGE_SECURITY_HEADERS)
+        status, content_type, headers, body = error_answer(error, "text" if self.error_form == "html" else
+                                                           self.error_form)
+        self._respond(status, content_type, body, headers, code=getattr(error, "code", None))
+
     def _respond(self, status, content_type, body, headers=(), code=None):
-        lines = [f"HTTP/1.1 {status} {_REASONS.get(status, '')}", f"Date: {HTTP_DATE}",
-                 f"Server: {self.server_version}", f"Content-Type: {content_type}"]
-        if status != 304:  # a 304 has no body, so no length either
-            lines.append(f"Content-Length: {len(body)}")
-        lines.extend(f"{name}: {value}" for name, value in headers)
-        origin = self.headers.get("Origin") if self.app.config.cors_origins else None
-        if origin in self.app.config.cors_origins:
-            lines.extend((f"Access-Control-Allow-Origin: {origin}", "Vary: Origin",
-                          "Access-Control-Expose-Headers: Content-Encoding, Retry-After, WWW-Authenticate"))
         if self.app.listener.draining:
             self.close_connection = True
-        if self.close_connection:
-            lines.append("Connection: close")
-        if self.command == "HEAD" or status == 304:
-            body = b""
-        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        headers = list(headers)
+        origin = self.headers.get("Origin") if self.app.config.cors_origins else None
+        if origin in self.app.config.cors_origins:
+            headers.extend((("Access-Control-Allow-Origin", origin), ("Vary", "Origin"),
+                            ("Access-Control-Expose-Headers", "Content-Encoding, Retry-After, WWW-Authenticate")))
+        head = response_head(status, content_type, None if status == 304 else len(body), headers,
+                             self.close_connection)
+        send_all(self.connection, (head, b"" if self.command == "HEAD" or status == 304 else body))
         self._log(status, code)
 
     def _log(self, status, code=None):
         started = getattr(self, "started", None)
         duration = round((time.perf_counter() - started) * 1000, 3) if started else None
-        log_request("http", getattr(self, "command", None), getattr(self, "path", None), status, code, duration,
-                    self.client_address[0])
+        log_request("http", self.command, getattr(self, "path", None), status, code, duration, self.client)
 
 
 def _drain_briefly(sock, limit=4 * MAX_REQUEST_BYTES, seconds=2.0):
@@ -2419,15 +2535,14 @@ def _grpc_unary_handler(method, app):
             authorization = dict(context.invocation_metadata()).get("authorization")
             actor = app.accounts.authenticate(authorization, client)
             return method.call(app.service, request, actor)
-        except StatusThingError as exc:
+        except Exception as exc:
+            if not isinstance(exc, StatusThingError):
+                log_internal_error(exc, method.path)
+                exc = Internal("internal error")
             code = CODES[exc.code].grpc.name
-            if exc.headers:
-                context.set_trailing_metadata(tuple((name.lower(), value) for name, value in exc.headers))
+            if exc.retry_after_s is not None:
+                context.set_trailing_metadata((("retry-after", str(exc.retry_after_s)),))
             context.abort(CODES[exc.code].grpc, exc.message)
-        except Exception as exc:  # (context.abort above raises past this clause, not into it)
-            log_internal_error(exc, method.path)
-            code = "INTERNAL"
-            context.abort(grpc.StatusCode.INTERNAL, "internal error")
         finally:
             log(protocol="grpc", method=method.path, code=code,
                 duration_ms=round((time.perf_counter() - started) * 1000, 3), remote=client)
@@ -2559,9 +2674,13 @@ class GrpcRelay:
 # ==================================================================================================================
 
 HTTP2_PREFACE_START = b"PRI"  # "PRI * HTTP/2.0\r\n..."; no HTTP/1.1 method starts with these three bytes
-_BUSY_MESSAGE = b'{"code": "unavailable", "message": "too many open connections; try again shortly"}'
-TOO_MANY_CONNECTIONS = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
-                        b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(_BUSY_MESSAGE), _BUSY_MESSAGE))
+
+
+def too_many_connections():
+    """The answer to a connection beyond --max-connections, written before any request is read."""
+    status, content_type, headers, body = error_answer(Unavailable(
+        "too many open connections; try again shortly", retry_after_s=1))
+    return response_head(status, content_type, len(body), headers, close=True) + body
 
 
 class Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
@@ -2596,7 +2715,7 @@ class Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
             log_request("http", None, None, 503, "unavailable", None, client_address[0])
             with contextlib.suppress(OSError):
                 request.settimeout(1)
-                request.sendall(TOO_MANY_CONNECTIONS)
+                request.sendall(too_many_connections())
             self.shutdown_request(request)
             return
         super().process_request(request, client_address)
@@ -2681,7 +2800,6 @@ class App:
             self.listener.server_close()
             raise
         self.service = StatusThingService(self.store)
-        self.pages_seen = {}  # page key -> the Page last rendered for it (keeps Last-Modified honest)
         self.answers = AnswerCache(self.service.generation)
         self.grpc_server, grpc_port = build_grpc_server(self, config.devmode)
         self.relay = self.listener.relay = GrpcRelay(grpc_port)

@@ -3,10 +3,12 @@ answered with the documented error while the server keeps serving and nothing is
 import gzip
 import json
 import socket
+import sqlite3
 
 import pytest
 
 import statusthing_pb2 as pb
+from conftest import CLIENTS, Api, RpcFailure
 
 LIST = "/statusthing.v1.ItemsService/ListItems"
 ADD = "/statusthing.v1.ItemsService/AddItem"
@@ -241,8 +243,45 @@ def request_bytes(headers, body=b"{}", version="HTTP/1.1"):
 ], ids=["two lengths", "folded", "no colon", "too many headers", "http/2.0 line", "http/0.9"])
 def test_malformed_requests_are_refused(shared_server, data, status):
     answer = raw_exchange(shared_server, data)
-    assert status in answer.split(b"\r\n", 1)[0] or answer.startswith(b"<!DOCTYPE") and status in answer
+    head = answer.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    assert head[0].startswith(b"HTTP/1.1 " + status) and b"Connection: close" in head, answer
     assert shared_server.post(LIST, "{}")[0] == 200
+
+
+def test_http_servers_own_refusals_come_through_the_one_writer(shared_server):
+    answer = raw_exchange(shared_server, b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 414") and b"\r\nServer: statusthing\r\n" in head
+    assert b"Content-Type: text/plain; charset=utf-8" in head and body.strip()
+    assert shared_server.post(LIST, "{}")[0] == 200
+
+
+def test_routes_answer_their_methods(shared_server):
+    def ask(method, path, body=None):
+        conn = shared_server.http()
+        conn.request(method, path, body=body, headers={"Content-Type": "application/json"} if body else {})
+        response = conn.getresponse()
+        return response.status, response.headers, response.read()
+
+    status, headers, _ = ask("POST", "/", "{}")
+    assert status == 405 and headers["Allow"] == "GET, HEAD" and headers["Content-Type"].startswith("text/plain")
+    status, headers, _ = ask("GET", "/admin/api/password")
+    assert status == 405 and headers["Allow"] == "POST"
+    status, headers, body = ask("GET", "/")
+    head_status, head_headers, head_body = ask("HEAD", "/")
+    assert (status, head_status) == (200, 200) and head_body == b""
+    assert head_headers["Content-Length"] == headers["Content-Length"] == str(len(body))
+    assert head_headers["ETag"] == headers["ETag"]
+    status, headers, body = ask("GET", "/no/such/page")
+    assert status == 404 and headers["Content-Type"] == "text/html; charset=utf-8" and b"no such page" in body
+    status, headers, _ = ask("DELETE", "/no/such/page")
+    assert status == 404 and headers["Content-Type"].startswith("text/plain")
+
+
+def test_error_answers_tell_nothing_about_the_server_and_are_not_sniffed(shared_server):
+    status, headers, _ = shared_server.post(LIST, "{nope")
+    assert status == 400 and headers["Server"] == "statusthing"
+    assert headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_connection_management_follows_http(shared_server):
@@ -256,3 +295,22 @@ def test_connection_management_follows_http(shared_server):
     answer = raw_exchange(shared_server, request_bytes(["content-type: application/json", "CONTENT-LENGTH: 2",
                                                         "connection: close"]))
     assert answer.startswith(b"HTTP/1.1 200 OK")
+
+
+@pytest.mark.parametrize("transport", ["connect_json", "connect_proto", "grpc"])
+def test_an_unexpected_exception_is_internal_with_the_traceback_only_in_the_log(shared_server, transport):
+    # A real fault, not a mock: a note whose time was overwritten by hand with text, so building its message
+    # fails in a way no code path expects.
+    item = json.loads(shared_server.post(ADD, json.dumps({"name": f"broken-{transport}",
+                                                          "initial_note_text": "fine"}))[2])["item"]
+    note_id = item["notes"][0]["id"]
+    with sqlite3.connect(shared_server.db_path) as conn:
+        conn.execute("UPDATE notes SET created_ns = 'not a time' WHERE id = ?", (note_id,))
+    api = Api(next(c for c in CLIENTS if c.name == transport)(shared_server))
+    with pytest.raises(RpcFailure) as info:
+        api.GetNote(note_id=note_id)
+    assert (info.value.code, info.value.message) == ("internal", "internal error")
+    errors = shared_server.wait_log(lambda line: line.get("event") == "internal_error"
+                                    and "GetNote" in line.get("where", "") and "TypeError" in line["error"])
+    assert errors and "Traceback (most recent call last)" in errors[-1]["error"]
+    assert f"broken-{transport}" in [i.name for i in api.ListItems().items]  # everything else still answers
