@@ -47,6 +47,7 @@ import hashlib
 import hmac
 import html
 import http
+import ipaddress
 import json
 import math
 import os
@@ -130,6 +131,51 @@ class Config:
     title: str = "Status"  # the public page's title and heading
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     idle_timeout_s: float = IDLE_TIMEOUT_S
+    public_url: str = ""  # where people reach the server ("https://status.example.com"), "" when not said
+    trusted_proxies: tuple = ()  # ipaddress networks whose forwarding headers name the client
+
+    @property
+    def public_origin(self):
+        """The origin of ``public_url`` (browser writes may come from it), or ""."""
+        return origin_of(self.public_url) if self.public_url else ""
+
+
+def parse_public_url(url):
+    """``"https://Status.example.com/"`` -> ``"https://status.example.com"``; ValueError unless it is an http(s)
+    URL of a host, without a path (the server serves from the root of its address), query or credentials."""
+    parts = urllib.parse.urlsplit(url.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or port == -1:
+        raise ValueError(f"expected http(s)://HOST[:PORT], got {url!r}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"{url!r} has more than a scheme, host and port (StatusThing serves from the root)")
+    return origin_of(url)
+
+
+def origin_of(url):
+    """The origin of a URL as browsers send it in Origin: scheme and host in lower case, the port unless default
+    (``"HTTPS://Example.com:443/x"`` -> ``"https://example.com"``); "" when it has none."""
+    parts = urllib.parse.urlsplit(url.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        return ""
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if not scheme or not host:
+        return ""
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}" + ("" if port is None or port == {"http": 80, "https": 443}.get(scheme) else f":{port}")
+
+
+def parse_trusted_proxy(text):
+    """``"10.0.0.0/8"`` or ``"127.0.0.1"`` -> an ipaddress network; ValueError otherwise."""
+    try:
+        return ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise ValueError(f"expected an IP address or CIDR range, got {text!r}") from None
 
 
 def split_host_port(addr):
@@ -2095,6 +2141,72 @@ def find_route(path):
     return None, None
 
 
+# -- clients behind reverse proxies ----------------------------------------------------------------------------
+# With --trusted-proxy, the forwarding headers a trusted peer adds say who the client is and which host it asked
+# for; from anyone else they are the client's own words and are ignored.
+
+def _ip(text):
+    """An ipaddress address from a forwarding header's node (``[2001:db8::1]:4711``, ``192.0.2.1:80``,
+    ``"..."``, an IPv4-mapped IPv6 address), or None ("unknown", an obfuscated name, anything else)."""
+    text = text.strip().strip('"')
+    if text.startswith("["):
+        text = text[1:].split("]", 1)[0]
+    elif text.count(":") == 1:
+        text = text.split(":", 1)[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    return address.ipv4_mapped or address if address.version == 6 else address
+
+
+def _trusted(address, trusted):
+    ip = _ip(address)
+    return ip is not None and any(ip in network for network in trusted)
+
+
+def _forwarded_values(forwarded, key):
+    """The values of ``key`` (for, host, proto) in a Forwarded header (RFC 7239), the nearest proxy's last."""
+    values = []
+    for element in forwarded.split(","):
+        for pair in element.split(";"):
+            name, _, value = pair.partition("=")
+            if name.strip().lower() == key:
+                values.append(value.strip().strip('"'))
+    return values
+
+
+def client_behind_proxies(peer, headers, trusted):
+    """The client's address: ``peer`` itself, unless it is a trusted proxy; then, walking the forwarding chain
+    (Forwarded, else X-Forwarded-For) from the nearest hop, the first address that is not a trusted proxy."""
+    if not trusted or not _trusted(peer, trusted):
+        return peer
+    forwarded = headers.get("forwarded")
+    chain = _forwarded_values(forwarded, "for") if forwarded else (headers.get("x-forwarded-for") or "").split(",")
+    client = peer
+    for node in reversed(chain):
+        address = _ip(node)
+        if address is None:  # the hop that wrote this cannot name its client, so that hop is the client we know
+            return client
+        client = str(address)
+        if not _trusted(client, trusted):
+            return client
+    return client
+
+
+def host_behind_proxies(peer, headers, trusted):
+    """The host the client asked for (for same-origin checks): from the nearest trusted proxy's Forwarded host=
+    or X-Forwarded-Host when there is one, else the Host header."""
+    if trusted and _trusted(peer, trusted):
+        forwarded = _forwarded_values(headers.get("forwarded") or "", "host")
+        if forwarded:
+            return forwarded[-1]
+        x_forwarded_host = (headers.get("x-forwarded-host") or "").split(",")[-1].strip()
+        if x_forwarded_host:
+            return x_forwarded_host
+    return headers.get("host") or ""
+
+
 class RequestHeaders(dict):
     """Request headers by lower-case name, for the parts of email.message.Message this server uses (``get``).
 
@@ -2188,6 +2300,7 @@ class Handler(BaseHTTPRequestHandler):
         """
         self.busy = True
         self.started = time.perf_counter()
+        self.client = self.client_address[0]
         self.error_form = "text"
         self.command, self.request_version, self.close_connection = None, "HTTP/0.9", True
         self.headers = RequestHeaders()
@@ -2210,6 +2323,7 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError as exc:
             self.send_error(431 if "large" in str(exc) else 400, str(exc))
             return False
+        self.client = client_behind_proxies(self.client_address[0], self.headers, self.app.config.trusted_proxies)
         connection = self.headers.get("Connection", "").lower()
         if connection == "close":
             self.close_connection = True
@@ -2337,12 +2451,22 @@ class Handler(BaseHTTPRequestHandler):
 
     def _check_origin(self):
         """Browsers send Basic credentials on their own, so a write from another site's page must not pass.
-        (Cross-site forms cannot send a JSON or proto content type, which every write already requires.)"""
+        (Cross-site forms cannot send a JSON or proto content type, which every write already requires.)
+
+        This server's own origins: --public-url's (behind a reverse proxy, the one browsers see), and the host
+        the request was sent to (the Host header, or what a trusted proxy says the client asked for).
+        """
         origin = self.headers.get("Origin")
-        if origin is None or origin in self.app.config.cors_origins:
+        config = self.app.config
+        if origin is None or origin in config.cors_origins:
             return
-        if urllib.parse.urlsplit(origin).netloc.lower() != self.headers.get("Host", "").lower():
-            raise PermissionDenied(f"cross-site write refused: origin {origin} is not this server's")
+        if config.public_origin and origin_of(origin) == config.public_origin:
+            return
+        host = host_behind_proxies(self.client_address[0], self.headers, config.trusted_proxies)
+        if urllib.parse.urlsplit(origin).netloc.lower() != host.lower():
+            raise PermissionDenied(f"cross-site write refused: origin {origin} is not this server's"
+                                   + ("" if config.public_url else " (behind a reverse proxy, start the server "
+                                                                   "with --public-url)"))
 
     def _writer(self):
         self._check_origin()
@@ -2524,7 +2648,8 @@ def _grpc_unary_handler(method, app):
     def handle(request, context):
         started = time.perf_counter()
         code = "OK"
-        client = app.relay.client_of(context.peer())
+        metadata = dict(context.invocation_metadata())
+        client = client_behind_proxies(app.relay.client_of(context.peer()), metadata, app.config.trusted_proxies)
         try:
             if method.reads_only:
                 key = ("grpc", method.path, request.SerializeToString(deterministic=True))
@@ -2532,8 +2657,7 @@ def _grpc_unary_handler(method, app):
                     return method.call(app.service, request, None)
                 return app.answers.get(key, lambda: method.call(app.service, request, None),
                                        size=lambda kept: kept.ByteSize())
-            authorization = dict(context.invocation_metadata()).get("authorization")
-            actor = app.accounts.authenticate(authorization, client)
+            actor = app.accounts.authenticate(metadata.get("authorization"), client)
             return method.call(app.service, request, actor)
         except Exception as exc:
             if not isinstance(exc, StatusThingError):
@@ -2891,6 +3015,12 @@ def _build_parser(environ):
                         help="development mode: gRPC server reflection on, and the HTML assets re-read from assets/ "
                              "on every request")
     flags.add("--title", "Status", help="title and heading of the public status page (default: Status)")
+    flags.add("--public-url", "", metavar="URL",
+              help="where people reach the server, e.g. https://status.example.com behind a reverse proxy: browser "
+                   "writes may come from that origin, and links that leave the page use it")
+    flags.add("--trusted-proxy", repeatable=True, metavar="ADDRESS_OR_CIDR",
+              help="a reverse proxy (e.g. 127.0.0.1) whose Forwarded / X-Forwarded-For headers say who the client "
+                   "is, for the log, the audit trail and login throttling; repeatable; none by default")
     flags.add("--cors-origin", repeatable=True, metavar="ORIGIN",
               help="let browser pages from ORIGIN (e.g. https://example.com) call the API; repeatable; by default "
                    "no CORS headers are sent")
@@ -3060,20 +3190,33 @@ def main(argv=None, environ=None):
     signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on, Ctrl-C is a KeyboardInterrupt
     environ = os.environ if environ is None else environ
     args = _build_parser(environ).parse_args(argv)
-    config = Config(api_addr=args.api_addr, db_path=args.db, devmode=args.devmode,
-                    first_admin_password=environ.get("STATUSTHING_ADMIN_PASSWORD") or DEFAULT_ADMIN[1],
-                    cors_origins=tuple(args.cors_origin), title=args.title,
-                    max_connections=max(1, args.max_connections), idle_timeout_s=max(0.1, args.idle_timeout))
     try:
         if args.command:
-            return run_command(args, config)
-        return serve(config, sys.argv[0])
+            return run_command(args, Config(db_path=args.db))
+        return serve(_server_config(args, environ), sys.argv[0])
     except StartupError as exc:
         print(f"statusthing: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # Ctrl-C at a prompt or during start-up: nothing half-done to report
         print("\nstatusthing: interrupted", file=sys.stderr)
         return 130
+
+
+def _server_config(args, environ):
+    """The Config of the server from its parsed flags; StartupError names a flag whose value is wrong."""
+    def checked(flag, parse, value):
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise StartupError(f"{flag}: {exc}") from None
+
+    return Config(api_addr=args.api_addr, db_path=args.db, devmode=args.devmode,
+                  first_admin_password=environ.get("STATUSTHING_ADMIN_PASSWORD") or DEFAULT_ADMIN[1],
+                  cors_origins=tuple(args.cors_origin), title=args.title,
+                  max_connections=max(1, args.max_connections), idle_timeout_s=max(0.1, args.idle_timeout),
+                  public_url=checked("--public-url", parse_public_url, args.public_url) if args.public_url else "",
+                  trusted_proxies=tuple(checked("--trusted-proxy", parse_trusted_proxy, proxy)
+                                        for proxy in args.trusted_proxy))
 
 
 # ==================================================================================================================

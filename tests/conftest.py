@@ -292,6 +292,7 @@ def unique(request):
 
 
 CHROMIUM = "/usr/bin/chromium"
+PUBLIC_HOST = "status.example.com"
 
 
 @pytest.fixture(scope="session")
@@ -303,6 +304,8 @@ def browser():
     with playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+            "--disable-component-update", "--disable-sync",
+            # For the reverse-proxy tests: the public name of a status page, on this machine.
+            f"--host-resolver-rules=MAP {PUBLIC_HOST} 127.0.0.1"])
         yield browser
         browser.close()
