@@ -54,6 +54,7 @@ import os
 import queue
 import secrets
 import select
+import selectors
 import shlex
 import socket
 import socketserver
@@ -69,7 +70,7 @@ from concurrent import futures
 from http.server import BaseHTTPRequestHandler
 
 import grpc
-from google.protobuf import descriptor_pb2, descriptor_pool, json_format
+from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -1923,6 +1924,7 @@ class LogWriter:
         self._lines = queue.SimpleQueue()
         self._thread = None
         self._lock = threading.Lock()
+        self._closing = threading.Event()  # cuts the wait between batches short
 
     def write(self, line):
         if self._thread is None:
@@ -1949,14 +1951,16 @@ class LogWriter:
                 pass  # a closed stdout must not stop the server
             if None in batch:
                 return
-            time.sleep(self.FLUSH_INTERVAL_S)
+            self._closing.wait(self.FLUSH_INTERVAL_S)
 
     def close(self):
         """Write everything queued so far, then stop the writer thread."""
         if self._thread is not None:
             self._lines.put(None)
+            self._closing.set()
             self._thread.join(5)
             self._thread = None
+            self._closing.clear()
 
 
 LOG = LogWriter()
@@ -2678,7 +2682,7 @@ def _grpc_unary_handler(method, app):
 def _add_reflection(server):
     """Server reflection under both names: v1alpha as grpcio-reflection ships it, and v1 (the same messages under a
     newer package, which current grpcurl and buf ask for first)."""
-    from grpc_reflection.v1alpha import reflection, reflection_pb2
+    from grpc_reflection.v1alpha import reflection, reflection_pb2  # (only devmode pays for these imports)
 
     _describe_reflection_v1(reflection_pb2.DESCRIPTOR)
     names = tuple(dict.fromkeys(method.service for method in METHODS.values())) + REFLECTION_SERVICES
@@ -2698,6 +2702,8 @@ def _describe_reflection_v1(v1alpha_file):
     describe it, and tools that describe every listed service stopped there. The v1 file is the v1alpha one
     field for field under another package, so a renamed copy is exact.
     """
+    from google.protobuf import descriptor_pb2, descriptor_pool
+
     pool = descriptor_pool.Default()
     name = "grpc/reflection/v1/reflection.proto"
     with contextlib.suppress(KeyError):
@@ -2826,7 +2832,50 @@ class Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.max_connections = max_connections
         self.idle_timeout_s = idle_timeout_s
         self.draining = False
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._stopped = threading.Event()
+        self._stopped.set()  # (until serve_forever runs)
         super().__init__((host, port), handler_class)
+
+    def serve_forever(self, poll_interval=None):
+        """Accept connections until ``shutdown``; each wake-up accepts every connection waiting, not just one.
+
+        (socketserver's own loop polls for a shutdown every half second, so a stop waited for it.)
+        """
+        self._stopped.clear()
+        self.socket.setblocking(False)
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self.socket, selectors.EVENT_READ)
+                selector.register(self._wake_reader, selectors.EVENT_READ)
+                while True:
+                    for key, _ in selector.select():
+                        if key.fileobj is self._wake_reader:
+                            return
+                        self._accept_waiting()
+        finally:
+            self._stopped.set()
+
+    def _accept_waiting(self):
+        while True:
+            try:
+                request, client_address = self.socket.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # (EMFILE and the like: the selector wakes us again while connections wait)
+                return
+            request.setblocking(True)
+            self.process_request(request, client_address)
+
+    def shutdown(self):
+        """Stop accepting, at once; returns when the accept loop has ended."""
+        self._wake_writer.send(b"x")
+        self._stopped.wait()
+
+    def server_close(self):
+        super().server_close()
+        self._wake_reader.close()
+        self._wake_writer.close()
 
     def process_request(self, request, client_address):
         # Each connection holds a thread; past the limit a new one is answered 503 at once and closed, so that a

@@ -71,11 +71,12 @@ def test_graceful_stop_finishes_requests_in_flight(start_server, sig):
     body = b'{"name": "in flight"}'
     busy = socket.create_connection((server.host, server.port), timeout=10)
     busy.sendall(b"POST /statusthing.v1.ItemsService/AddItem HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n"
-                 b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                 % (ADMIN_AUTH.encode(), len(body), body[:5]))
-    time.sleep(0.3)  # the server has started on this request
+                 b"Content-Type: application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n"
+                 % (ADMIN_AUTH.encode(), len(body)))
+    assert busy.recv(1024).startswith(b"HTTP/1.1 100 Continue")  # the server is on this request now
+    busy.sendall(body[:5])
     server.proc.send_signal(sig)
-    time.sleep(0.3)
+    assert server.wait_log(lambda line: line.get("event") == "stopping")  # the signal has been taken
     busy.sendall(body[5:])
     answer = busy.recv(65536)
     assert answer.startswith(b"HTTP/1.1 200 OK") and b"Connection: close" in answer
@@ -159,27 +160,36 @@ def test_connections_beyond_the_limit_are_refused_quickly(start_server):
 
 def test_idle_connections_are_closed(start_server):
     server = start_server("--idle-timeout", "1")
+    body = b'{"extended": true}'
+    probes = {
+        "never says anything": b"",
+        "stops mid-line": b"POST /statusthing.v1.ItemsService/List",
+        "a whole request, then idle keep-alive": b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                                 b"Content-Length: %d\r\n\r\n%s" % (LIST.encode(), len(body), body),
+        "a body that never arrives": b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                     b"Content-Length: 100\r\n\r\n{" % LIST.encode(),
+    }
+    results = {}
 
-    def seconds_until_closed(data):
+    def seconds_until_closed(name, data):
         with socket.create_connection((server.host, server.port), timeout=10) as sock:
             started = time.monotonic()
             sock.sendall(data)
             answer = b""
             while chunk := sock.recv(65536):
                 answer += chunk
-            return time.monotonic() - started, answer
+            results[name] = time.monotonic() - started, answer
 
-    elapsed, answer = seconds_until_closed(b"")  # never says anything
-    assert 0.9 < elapsed < 3 and answer == b""
-    elapsed, answer = seconds_until_closed(b"POST /statusthing.v1.ItemsService/List")  # stops mid-line
-    assert 0.9 < elapsed < 3 and b"400" in answer  # what came is not a request line (http.server's own answer)
-    body = b'{"extended": true}'
-    elapsed, answer = seconds_until_closed(  # a whole request, then an idle keep-alive connection
-        b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-        % (LIST.encode(), len(body), body))
-    assert 0.9 < elapsed < 3 and answer.startswith(b"HTTP/1.1 200 OK")
-    elapsed, answer = seconds_until_closed(  # a body that never arrives
-        b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
-        % LIST.encode())
-    assert 0.9 < elapsed < 3 and answer.startswith(b"HTTP/1.1 400") and b"Connection: close" in answer
+    # The four connections wait out the same idle limit side by side.
+    threads = [threading.Thread(target=seconds_until_closed, args=probe) for probe in probes.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(0.9 < elapsed < 3 for elapsed, _ in results.values()), results
+    assert results["never says anything"][1] == b""
+    assert b"400" in results["stops mid-line"][1]  # what came is not a request line
+    assert results["a whole request, then idle keep-alive"][1].startswith(b"HTTP/1.1 200 OK")
+    answer = results["a body that never arrives"][1]
+    assert answer.startswith(b"HTTP/1.1 400") and b"Connection: close" in answer
     assert server.post(LIST, "{}")[0] == 200
