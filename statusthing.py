@@ -3206,6 +3206,8 @@ def _password_command(program, db_path):
     """The exact command that changes the admin password of this server's database."""
     if db_path == MEMORY_DB:
         return None
+    if os.sep in program:  # a path, not a name found on PATH: make it work from any folder
+        program = os.path.abspath(program)
     launcher = [sys.executable, program] if program.endswith(".py") else [program]
     return shlex.join([*launcher, "user", "passwd", DEFAULT_ADMIN[0], "--db", os.path.abspath(db_path)])
 
