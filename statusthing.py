@@ -1,6 +1,6 @@
 """StatusThing: a self-hosted status page appliance in one module.
 
-Run ``python statusthing.py`` and the statusthing.v1 API (three services, 15 unary RPCs, see services.proto) is
+Run ``python statusthing.py`` (or the installed ``statusthing``) and the statusthing.v1 API (three services, 15 unary RPCs, see services.proto) is
 served on one address, 127.0.0.1:9000 by default, in three ways: gRPC, and the Connect protocol over HTTP/1.1 with
 JSON or binary protobuf bodies. Beside it, on the same address: the public status page (``/``, ``/items/<id>``)
 and the admin page (``/admin``). Data lives in SQLite (./statusthing.db by default) behind numbered migrations.
@@ -9,22 +9,25 @@ Data flows one way, and errors flow back through one funnel per transport:
 
     Connect:  Handler -> codec (decode) -> [Accounts, for writes] -> RPC binding -> StatusThingService -> Store
     gRPC:     grpcio (decode) -> [Accounts, for writes] -> RPC binding -> StatusThingService -> Store
-    pages:    Handler -> StatusThingService (reads) -> render (status.html) -> kept until the next write
+    pages:    Handler -> StatusThingService (reads) -> render (assets) -> kept until the data changes
     errors:   StatusThingError (carries its code) -> CODES -> Connect error JSON | gRPC status
 
 One listening socket serves both transports: each new connection is peeked at, and one that opens with the HTTP/2
-preface (as gRPC clients do) is relayed to the grpcio server listening on an internal loopback port.
+preface (as gRPC clients do) is relayed to the grpcio server listening on an internal loopback port. Kept answers
+follow the database (any process's commit) and the clock; the Store is an interface (section 4) that SQLite
+implements (section 5).
 
 What it does not do: TLS (put it behind a reverse proxy), streaming RPCs (there are none), Connect GET requests.
 
 Sections (``grep -n '^# [0-9]' statusthing.py``):
-    1. Constants and configuration       8. Codec: protobuf <-> Connect wire
-    2. Errors and the code table         9. Pages: public status page, item pages, admin page
-    3. Storage: migrations              10. Request log
-    4. Storage: the Store               11. HTTP handler (Connect and pages)
-    5. Domain service                   12. gRPC: servicer, reflection, relay
-    6. Accounts: users, tokens, creds   13. Assembly: App, listener, command line
-    7. RPC bindings
+    1. Constants and configuration        9. Kept answers
+    2. Errors and the code table         10. Codec: protobuf <-> Connect wire
+    3. Clock and ids                     11. Pages: public status page, item pages, admin page
+    4. Storage: the interface            12. Request log
+    5. Storage: SQLite                   13. HTTP: answers, routes, the handler
+    6. Domain service                    14. gRPC: servicer, reflection, relay
+    7. Accounts: users, tokens, creds    15. Assembly: App, listener, command line
+    8. RPC bindings                      16. Embedded assets (generated)
 """
 
 from __future__ import annotations
@@ -1002,7 +1005,7 @@ def open_store(path, create=True):
 
 
 # ==================================================================================================================
-# 5. Domain service
+# 6. Domain service
 # ==================================================================================================================
 
 def _required_id(value, field):
@@ -1281,7 +1284,7 @@ class StatusThingService:
 
 
 # ==================================================================================================================
-# 6. Accounts: users, API tokens, credentials
+# 7. Accounts: users, API tokens, credentials
 # ==================================================================================================================
 # Reads of the status page are public; every write needs a user (HTTP Basic) or an API token (Bearer). Passwords
 # are kept only as salted scrypt hashes; tokens only as SHA-256 (they are long random strings, so a fast hash is
@@ -1518,7 +1521,7 @@ class Accounts:
 
 
 # ==================================================================================================================
-# 7. RPC bindings
+# 8. RPC bindings
 # ==================================================================================================================
 # One function per RPC turns a request message into service arguments and the result into a response message.
 # The route table is built from the service descriptors, so no path is typed by hand and none can be missed.
@@ -1583,7 +1586,7 @@ METHODS = _build_methods()
 
 
 # ==================================================================================================================
-# 8b. Kept answers
+# 9. Kept answers
 # ==================================================================================================================
 # Reads are answered from what was computed since the data last changed. An answer is kept while the data
 # generation it was computed at is current (a write by any process moves it) and, when it depends on the time
@@ -1682,7 +1685,7 @@ class AnswerCache:
 
 
 # ==================================================================================================================
-# 8. Codec: protobuf <-> Connect wire
+# 10. Codec: protobuf <-> Connect wire
 # ==================================================================================================================
 
 JSON = "application/json"
@@ -1762,7 +1765,7 @@ def accepts_gzip(accept_encoding):
 
 
 # ==================================================================================================================
-# 9. Pages: the public status page, item pages, the admin page
+# 11. Pages: the public status page, item pages, the admin page
 # ==================================================================================================================
 # The public pages are rendered on the server (they work without JavaScript) from status.html, once per change of
 # data: the rendered bytes, their ETag and Last-Modified are kept like any other read answer. Every value a user
@@ -1902,12 +1905,12 @@ def render_item_page(template, title, item, now_ns):
 
 
 # ==================================================================================================================
-# 10. Request log
+# 12. Request log
 # ==================================================================================================================
 # One JSON line per request on stdout, for people and for log shippers alike.
 
 def utc_now_iso():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_iso(time.time_ns())
 
 
 class LogWriter:
@@ -1988,7 +1991,7 @@ def log_internal_error(exc, where):
 
 
 # ==================================================================================================================
-# 11. HTTP: answers, routes, the handler
+# 13. HTTP: answers, routes, the handler
 # ==================================================================================================================
 
 _REASONS = {status.value: status.phrase for status in http.HTTPStatus}
@@ -2640,7 +2643,7 @@ def _drain_briefly(sock, limit=4 * MAX_REQUEST_BYTES, seconds=2.0):
 
 
 # ==================================================================================================================
-# 12. gRPC: servicer, reflection, relay
+# 14. gRPC: servicer, reflection, relay
 # ==================================================================================================================
 
 REFLECTION_SERVICES = ("grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection")
@@ -2800,7 +2803,7 @@ class GrpcRelay:
 
 
 # ==================================================================================================================
-# 13. Assembly: App, listener, command line
+# 15. Assembly: App, listener, command line
 # ==================================================================================================================
 
 HTTP2_PREFACE_START = b"PRI"  # "PRI * HTTP/2.0\r\n..."; no HTTP/1.1 method starts with these three bytes
@@ -3271,7 +3274,7 @@ def _server_config(args, environ):
 
 
 # ==================================================================================================================
-# 14. Embedded assets
+# 16. Embedded assets (generated)
 # ==================================================================================================================
 # --- BEGIN EMBEDDED ASSETS (generated by tools/embed_assets.py from assets/; edit those files) ---
 EMBEDDED_ASSETS = {
