@@ -55,6 +55,7 @@ import json
 import math
 import os
 import queue
+import re
 import secrets
 import select
 import selectors
@@ -100,10 +101,24 @@ DEFAULT_STATUSES = (
 )
 
 MAX_REQUEST_BYTES = 1 << 20  # request bodies (after decompression) and gRPC messages
+
+# Reading HTTP requests: limits (each refusal has its status: 414 request line, 431 headers and trailers) and
+# deadlines, so that a slow or hostile client holds a connection for a bounded time and memory.
+MAX_REQUEST_LINE_BYTES = 8192  # RFC 9112 asks servers to accept at least 8000 octets
+MAX_HEADER_LINE_BYTES = 8192
+MAX_HEADER_BLOCK_BYTES = 32768  # all the header lines of one request together
+MAX_HEADER_LINES = 100
+MAX_CHUNK_LINE_BYTES = 1024
+MAX_TRAILER_BYTES = 4096  # chunked trailers are read and dropped
+MAX_EMPTY_LINES_BEFORE_REQUEST = 4  # RFC 9112 §2.2: ignore at least one
+REQUEST_TIMEOUT_S = 30  # --request-timeout: from a request's first byte to the end of its headers, however slowly
+                        # they trickle in; and again for its body (at most 1 MiB)
 MAX_CACHED_REQUEST_BYTES = 4096  # larger read requests are answered but not kept (they are not the hot ones)
 GZIP_MIN_BYTES = 1024  # below about one packet, compression saves nothing worth its CPU
 DEFAULT_MAX_CONNECTIONS = 1000  # open connections (each holds a thread); more are answered 503
 IDLE_TIMEOUT_S = 120  # default for --idle-timeout: a connection that sends nothing this long is closed
+DEFAULT_MAX_CONNECTIONS_PER_CLIENT = 256  # an office behind one NAT address stays well within it; one attacker cannot
+DEADLINE_CHECK_S = 1.0  # how often overdue request heads and bodies are looked for
 SHUTDOWN_GRACE_S = 5.0  # how long in-flight requests get to finish on SIGINT/SIGTERM
 SQLITE_BUSY_TIMEOUT_MS = 5000  # the command line may hold the write lock briefly while the server runs
 
@@ -134,7 +149,9 @@ class Config:
     cors_origins: tuple = ()  # origins whose browsers may call the API cross-site
     title: str = "Status"  # the public page's title and heading
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    max_connections_per_client: int = DEFAULT_MAX_CONNECTIONS_PER_CLIENT
     idle_timeout_s: float = IDLE_TIMEOUT_S
+    request_timeout_s: float = REQUEST_TIMEOUT_S
     public_url: str = ""  # where people reach the server ("https://status.example.com"), "" when not said
     trusted_proxies: tuple = ()  # ipaddress networks whose forwarding headers name the client
 
@@ -2214,15 +2231,26 @@ def host_behind_proxies(peer, headers, trusted):
     return headers.get("host") or ""
 
 
+# -- reading requests (RFC 9112), strictly and within limits ------------------------------------------------------
+# Every refusal here is an HttpError, answered by the one error writer, and the connection is closed after it:
+# once the framing of a request is in doubt, so is where the next one starts.
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 §5.6.2
+_CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]+)(?:[ \t]*;[^\r\n]*)?\r?\n")  # chunk-size [BWS ";" chunk-ext] CRLF
+_FIELD_VALUE_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # controls other than tab
+_HTTP_VERSION = re.compile(r"HTTP/[0-9]\.[0-9]")
+
+
+class BadRequest(HttpError):
+    """A request that cannot be read as HTTP/1.1 (the connection closes after the answer)."""
+
+    def __init__(self, message, status=400, headers=()):
+        super().__init__(status, message, headers)
+
+
 class RequestHeaders(dict):
-    """Request headers by lower-case name, for the parts of email.message.Message this server uses (``get``).
-
-    A header sent twice is kept as the comma-joined list HTTP defines, so a doubled Content-Length or
-    Authorization cannot pass for a single one.
-    """
-
-    MAX_LINES = 100
-    MAX_LINE_BYTES = 65536
+    """Request headers by lower-case name. A header sent twice is kept as the comma-joined list HTTP defines, so a
+    doubled Content-Length, Host or Authorization cannot pass for a single one."""
 
     def get(self, name, default=None):
         return dict.get(self, name.lower(), default)
@@ -2233,25 +2261,67 @@ class RequestHeaders(dict):
     def __contains__(self, name):
         return dict.__contains__(self, name.lower())
 
-    @classmethod
-    def read(cls, rfile):
-        """Read header lines up to the blank line; ValueError for a malformed or oversized block."""
-        headers = cls()
-        for _ in range(cls.MAX_LINES + 1):
-            line = rfile.readline(cls.MAX_LINE_BYTES + 1)
-            if len(line) > cls.MAX_LINE_BYTES:
-                raise ValueError("header line too large")
-            if line in (b"\r\n", b"\n", b""):
-                return headers
-            if line[:1] in (b" ", b"\t"):
-                raise ValueError("folded header lines are not accepted")
-            name, colon, value = line.decode("iso-8859-1").partition(":")
-            name = name.strip().lower()
-            if not colon or not name or " " in name:
-                raise ValueError(f"malformed header line {line[:100]!r}")
-            value = value.strip()
-            headers[name] = f"{dict.get(headers, name)}, {value}" if name in headers else value
-        raise ValueError("too many header lines: request headers too large")
+    def add(self, line):
+        """Add one header line (without its line end); BadRequest when it is not ``token ":" value``."""
+        name, colon, value = line.partition(":")
+        if not colon or not _TOKEN.fullmatch(name):  # (a space before the colon is refused too: RFC 9112 §5.1)
+            raise BadRequest(f"malformed header line {line[:100]!r}")
+        value = value.strip(" \t")
+        if _FIELD_VALUE_FORBIDDEN.search(value):
+            raise BadRequest(f"control characters in the {name} header")
+        name = name.lower()
+        self[name] = f"{dict.get(self, name)}, {value}" if name in self else value
+
+
+def parse_request_line(line):
+    """``b"GET /x HTTP/1.1\\r\\n"`` -> (method, path with query, version); BadRequest for anything else."""
+    if len(line) > MAX_REQUEST_LINE_BYTES:
+        raise BadRequest("request line too long", 414)
+    parts = line.rstrip(b"\r\n").decode("latin-1").split(" ")
+    if len(parts) != 3 or not all(parts):
+        raise BadRequest("malformed request line (expected METHOD TARGET HTTP/1.1, one space apart)")
+    method, target, version = parts
+    if version not in ("HTTP/1.1", "HTTP/1.0"):
+        if _HTTP_VERSION.fullmatch(version):
+            raise BadRequest(f"HTTP version {version} is not supported; use HTTP/1.1", 505)
+        raise BadRequest("malformed request line (no HTTP version)")
+    if not _TOKEN.fullmatch(method):
+        raise BadRequest("malformed method")
+    if not target.isascii() or not target.isprintable():
+        raise BadRequest("malformed request target")
+    if target.startswith("/"):
+        path = "/" + target.lstrip("/") if target.startswith("//") else target  # no scheme-relative paths
+    elif target.lower().startswith(("http://", "https://")):  # absolute-form, which servers must accept
+        parts = urllib.parse.urlsplit(target)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    elif target == "*" and method == "OPTIONS":
+        path = "*"
+    elif method == "CONNECT":
+        raise BadRequest("CONNECT is not supported: this is not a proxy", 405, (("Allow", "GET, HEAD, POST, OPTIONS"),))
+    else:
+        raise BadRequest("malformed request target")
+    return method, path, version
+
+
+def body_framing(headers, version):
+    """How the body is delimited: ("chunked", None) or ("length", n); BadRequest for framing that is invalid or
+    ambiguous (RFC 9112 §6: both Content-Length and Transfer-Encoding, a length that is not digits, a transfer
+    coding other than chunked)."""
+    transfer_encoding, length = headers.get("transfer-encoding"), headers.get("content-length")
+    if transfer_encoding is not None:
+        if length is not None:
+            raise BadRequest("both Content-Length and Transfer-Encoding: the body's length is ambiguous")
+        codings = [coding.strip().lower() for coding in transfer_encoding.split(",")]
+        if version == "HTTP/1.0" or codings[-1] != "chunked":
+            raise BadRequest("a request body's last transfer coding must be chunked")
+        if codings != ["chunked"]:
+            raise BadRequest(f"transfer coding {transfer_encoding!r} is not supported; use chunked", 501)
+        return "chunked", None
+    if length is None:
+        return "length", 0
+    if not (length.isascii() and length.isdigit()) or len(length) > 18:
+        raise BadRequest("Content-Length must be one number of digits")
+    return "length", int(length)
 
 
 class _AlreadyAnswered(Exception):
@@ -2275,6 +2345,8 @@ class Handler(BaseHTTPRequestHandler):
     pages, and the admin page with its small JSON endpoints; every answer through ``_respond`` and every error
     through ``_send_error``.
 
+    Requests are read strictly (RFC 9112) within limits, and within deadlines the listener enforces: once a
+    request's first byte arrives its head must arrive within --request-timeout, and then its body within it too.
     A response's head and body leave in one system call (sendmsg), so no response waits on Nagle's algorithm and
     the peer's delayed ACK, and no copy joins them.
     """
@@ -2284,97 +2356,95 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     timeout = None  # the listener sets kernel-side idle timeouts instead (see Listener.finish_request)
     app: App  # set on the subclass App builds
-    error_form = "text"  # how errors of the request in hand are written (see Route.errors)
 
-    # -- connection bookkeeping, so a shutdown can wait for requests in flight and close idle connections ----
+    # -- connection bookkeeping: the listener's drain and deadlines read busy, deadline and timed_out ----------
 
     def setup(self):
         super().setup()
-        self.busy = False
-        self.client = self.client_address[0]
+        self.busy, self.deadline, self.timed_out = False, None, False
+        self._new_request()
         self.app.listener.track(self)
 
     def finish(self):
         self.app.listener.untrack(self)
         super().finish()
 
-    # (Plain attribute writes: a lock here would cost every request and close no race the drain cares about.)
-    def parse_request(self):
-        """http.server's request-line and header rules, with a lighter header parser.
+    def _new_request(self):
+        self.command, self.path, self.request_version = None, None, "HTTP/1.1"
+        self.headers, self.framing = RequestHeaders(), ("length", 0)
+        self.client, self.error_form, self.started = self.client_address[0], "text", time.perf_counter()
 
-        http.server parses headers with the email package: about 22 us of a cached answer's CPU, more than all of
-        this module's own work for it. RequestHeaders does the same job for HTTP requests in under 2 us.
-        """
-        self.busy = True
-        self.started = time.perf_counter()
-        self.client = self.client_address[0]
-        self.error_form = "text"
-        self.command, self.request_version, self.close_connection = None, "HTTP/0.9", True
-        self.headers = RequestHeaders()
-        self.requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
-        words = self.requestline.split()
-        if len(words) != 3:  # (no HTTP/0.9 here: every client of this server speaks HTTP/1.x)
-            if words:
-                self.send_error(400, f"Bad request syntax ({self.requestline!r})")
-            return False
-        self.command, self.path, version = words
-        if version not in ("HTTP/1.1", "HTTP/1.0"):
-            self.send_error(505 if version.startswith("HTTP/") else 400, f"Unsupported HTTP version ({version!r})")
-            return False
-        self.request_version = version
-        self.close_connection = version == "HTTP/1.0"
-        if self.path.startswith("//"):  # as http.server: no scheme-relative paths (open redirects)
-            self.path = "/" + self.path.lstrip("/")
-        try:
-            self.headers = RequestHeaders.read(self.rfile)
-        except ValueError as exc:
-            self.send_error(431 if "large" in str(exc) else 400, str(exc))
-            return False
-        self.client = client_behind_proxies(self.client_address[0], self.headers, self.app.config.trusted_proxies)
-        connection = self.headers.get("Connection", "").lower()
-        if connection == "close":
-            self.close_connection = True
-        elif connection == "keep-alive":
-            self.close_connection = False
-        if self.headers.get("Expect", "").lower() == "100-continue" and version == "HTTP/1.1":
-            return self.handle_expect_100()
-        return True
-
+    # (Plain attribute writes: a lock here would cost every request and close no race the listener cares about.)
     def handle_one_request(self):
-        super().handle_one_request()
-        self.busy = False
-        if self.app.listener.draining:
+        """Wait for a request, read its head, answer it. Any refusal of the head closes the connection."""
+        try:
+            line = self._await_request_line()
+            if line is None:  # the client closed, or stayed silent past the idle limit
+                self.close_connection = True
+                return
+            self.busy = True
+            self._new_request()
+            try:
+                self._read_head(line)
+            except BadRequest as exc:
+                return self._send_error(exc)
+            self._answer()
+        except (ConnectionError, TimeoutError, BlockingIOError):  # gone, or not reading what we send
             self.close_connection = True
+        finally:
+            self.busy, self.deadline = False, None
+            if self.app.listener.draining:
+                self.close_connection = True
+
+    def _await_request_line(self):
+        """The next request line once it starts to arrive; empty lines before it are skipped (RFC 9112 §2.2)."""
+        for _ in range(MAX_EMPTY_LINES_BEFORE_REQUEST + 1):
+            if not self.rfile.peek(1):  # waits for a first byte, up to the idle limit
+                return None
+            self.deadline = time.monotonic() + self.app.config.request_timeout_s
+            line = self.rfile.readline(MAX_REQUEST_LINE_BYTES + 1)
+            if line not in (b"\r\n", b"\n"):
+                return line
+        return line
+
+    def _read_head(self, line):
+        """The request line and headers, checked; sets command, path, headers, client and the body's framing."""
+        if not line.endswith(b"\n") and len(line) <= MAX_REQUEST_LINE_BYTES:
+            raise BadRequest("the request stopped before its request line ended", 408)
+        self.command, self.path, self.request_version = parse_request_line(line)
+        self.headers = self._read_header_block()
+        host = self.headers.get("host")
+        if self.request_version == "HTTP/1.1" and (host is None or "," in host):
+            raise BadRequest("an HTTP/1.1 request needs exactly one Host header")
+        self.client = client_behind_proxies(self.client_address[0], self.headers, self.app.config.trusted_proxies)
+        self.framing = body_framing(self.headers, self.request_version)
+        tokens = {token.strip().lower() for token in self.headers.get("connection", "").split(",")}
+        self.close_connection = "close" in tokens or (self.request_version == "HTTP/1.0" and "keep-alive" not in tokens)
+
+    def _read_header_block(self):
+        headers, total = RequestHeaders(), 0
+        for _ in range(MAX_HEADER_LINES + 1):
+            line = self.rfile.readline(MAX_HEADER_LINE_BYTES + 1)
+            total += len(line)
+            if len(line) > MAX_HEADER_LINE_BYTES or total > MAX_HEADER_BLOCK_BYTES:
+                raise BadRequest("request headers too large", 431)
+            if not line.endswith(b"\n"):
+                raise BadRequest("the request stopped before its headers ended", 408)
+            if line in (b"\r\n", b"\n"):
+                return headers
+            if line[:1] in (b" ", b"\t"):
+                raise BadRequest("folded header lines are not accepted")
+            headers.add(line.rstrip(b"\r\n").decode("latin-1"))
+        raise BadRequest("too many header lines", 431)
 
     def send_error(self, code, message=None, explain=None):
-        # http.server's own refusals (a request line too long, a malformed one) go through the one error writer.
-        self.close_connection = True
-        self._send_error(HttpError(code, message or _REASONS.get(code, "error")))
+        # (Not reached by this server's own reading; kept so that any http.server path uses the one writer.)
+        self._send_error(BadRequest(message or _REASONS.get(code, "error"), code))
 
     def log_message(self, format, *args):
         pass  # every answer is logged by _respond
 
-    def handle_expect_100(self):
-        # Refuse an oversized body before the client sends it.
-        length = self.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > MAX_REQUEST_BYTES:
-            self._refuse_oversized(int(length))
-            return False
-        return super().handle_expect_100()
-
-    def send_response_only(self, code, message=None):
-        # Only handle_expect_100 comes here (for "100 Continue"), which must not wait for a buffer flush.
-        self.connection.sendall(f"HTTP/1.1 {code} {message or _REASONS.get(code, '')}\r\n\r\n".encode("latin-1"))
-
-    def end_headers(self):
-        pass  # (send_response_only wrote the whole interim response)
-
     # -- dispatch ----------------------------------------------------------------------------------------------
-
-    def do_GET(self):
-        self._answer()
-
-    do_POST = do_HEAD = do_OPTIONS = do_PUT = do_DELETE = do_PATCH = do_GET
 
     def _answer(self):
         """The one funnel: every error becomes its answer here, and anything unexpected becomes "internal"."""
@@ -2388,6 +2458,8 @@ class Handler(BaseHTTPRequestHandler):
             body = self._read_body()
             if method is not None:
                 return self._rpc(method, body)
+            if path == "*":  # OPTIONS * : what the server as a whole allows
+                return self._respond(204, TEXT, b"", (("Allow", "GET, HEAD, POST, OPTIONS"),))
             if route is None:
                 raise HttpError(404, f"not found: {path}")
             if self.command not in route.methods:
@@ -2400,6 +2472,7 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as exc:
             log_internal_error(exc, self.path)
             self._send_error(Internal("internal error"))
+
 
     def _rpc(self, method, body):
         if self.command == "POST":
@@ -2498,21 +2571,74 @@ class Handler(BaseHTTPRequestHandler):
         return content_type
 
     def _read_body(self):
-        """The request body as sent (still compressed, if it is); an oversized one is refused unread."""
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self._read_chunked()
-        length = self.headers.get("Content-Length", "0").strip()
-        if not length.isdigit():
-            self.close_connection = True
-            raise InvalidArgument("a valid Content-Length is required")
-        if int(length) > MAX_REQUEST_BYTES:
-            self._refuse_oversized(int(length))
-            raise _AlreadyAnswered()
-        body = self.rfile.read(int(length))
-        if len(body) < int(length):
-            self.close_connection = True
-            raise InvalidArgument("body is shorter than its Content-Length")
-        return body
+        """The request body as sent (still compressed, if it is), within the size limit and the body deadline; an
+        oversized one is refused unread."""
+        kind, length = self.framing
+        if kind == "length" and length == 0:
+            return b""
+        if kind == "length" and length > MAX_REQUEST_BYTES:
+            self._refuse_oversized(length)
+        expect = self.headers.get("expect")
+        if expect is not None:
+            if expect.lower() != "100-continue" or self.request_version != "HTTP/1.1":
+                raise BadRequest(f"Expect: {expect} is not supported", 417)
+            self.connection.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        self.deadline = time.monotonic() + self.app.config.request_timeout_s
+        try:
+            if kind == "chunked":
+                return self._read_chunked()
+            body = self.rfile.read(length)
+            if len(body) < length:
+                raise BadRequest("the request stopped before its body ended", 408)
+            return body
+        finally:
+            self.deadline = None
+
+    def _read_chunked(self):
+        chunks, total = [], 0
+        while True:
+            line = self.rfile.readline(MAX_CHUNK_LINE_BYTES + 1)
+            if not line.endswith(b"\n"):
+                if len(line) > MAX_CHUNK_LINE_BYTES:
+                    raise BadRequest("chunk size line too long")
+                raise BadRequest("the request stopped before its body ended", 408)
+            match = _CHUNK_LINE.fullmatch(line)
+            if match is None:
+                raise BadRequest("malformed chunk size line (expected hexadecimal digits)")
+            total += int(match[1], 16) if len(match[1]) <= 16 else MAX_REQUEST_BYTES + 1
+            if total > MAX_REQUEST_BYTES:
+                self._refuse_oversized(total)
+            size = int(match[1], 16)
+            if size == 0:
+                self._skip_trailers()
+                return b"".join(chunks)
+            chunk = self.rfile.read(size)
+            if len(chunk) < size:
+                raise BadRequest("the request stopped before its body ended", 408)
+            chunks.append(chunk)
+            if self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise BadRequest("a chunk is longer than its size line says")
+
+    def _skip_trailers(self):
+        total = 0
+        while True:
+            line = self.rfile.readline(MAX_TRAILER_BYTES + 1)
+            total += len(line)
+            if total > MAX_TRAILER_BYTES:
+                raise BadRequest("trailers too large", 431)
+            if not line.endswith(b"\n"):
+                raise BadRequest("the request stopped before its trailers ended", 408)
+            if line in (b"\r\n", b"\n"):
+                return
+
+    def _refuse_oversized(self, length):
+        """Answer a body over the limit without reading it (so this connection cannot carry another request)."""
+        message = f"request body of {length} bytes is larger than the {MAX_REQUEST_BYTES}-byte limit"
+        self.close_connection = True
+        # Connect's code for it on the RPC paths (HTTP 429 by the contract's table); plain 413 elsewhere.
+        self._send_error(ResourceExhausted(message) if self.error_form == "json" else HttpError(413, message))
+        _drain_briefly(self.connection)
+        raise _AlreadyAnswered()
 
     def _decode_content_encoding(self, body):
         encoding = self.headers.get("Content-Encoding", "identity").strip().lower()
@@ -2521,33 +2647,6 @@ class Handler(BaseHTTPRequestHandler):
         if encoding != "identity":
             raise UnsupportedEncoding(f"content encoding {encoding} is not supported; use gzip or identity")
         return body
-
-    def _read_chunked(self):
-        chunks, total = [], 0
-        while True:
-            size_line = self.rfile.readline(1024).split(b";", 1)[0].strip()
-            try:
-                size = int(size_line, 16)
-            except ValueError:
-                self.close_connection = True
-                raise InvalidArgument("malformed chunked body") from None
-            total += size
-            if total > MAX_REQUEST_BYTES:
-                self._refuse_oversized(total)
-                raise _AlreadyAnswered()
-            if size == 0:
-                while self.rfile.readline(1024).strip():  # trailers
-                    pass
-                return b"".join(chunks)
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline(8)
-
-    def _refuse_oversized(self, length):
-        # The rest of the body is never read, so this connection cannot carry another request.
-        self.close_connection = True
-        self._send_error(ResourceExhausted(
-            f"request body of {length} bytes is larger than the {MAX_REQUEST_BYTES}-byte limit"))
-        _drain_briefly(self.connection)
 
     # -- answers -----------------------------------------------------------------------------------------------
 
@@ -2600,6 +2699,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send_error(self, error):
         """The one error writer of this server's HTTP side."""
+        if isinstance(error, BadRequest):
+            self.close_connection = True
         if self.error_form == "html" and (isinstance(error, NotFound) or getattr(error, "status", 0) == 404):
             body = render_missing_page(self.app.assets.get("status.html"), self.app.config.title).encode()
             return self._respond(404, HTML, body, PAGE_SECURITY_HEADERS)
@@ -2809,32 +2910,36 @@ class GrpcRelay:
 HTTP2_PREFACE_START = b"PRI"  # "PRI * HTTP/2.0\r\n..."; no HTTP/1.1 method starts with these three bytes
 
 
-def too_many_connections():
-    """The answer to a connection beyond --max-connections, written before any request is read."""
-    status, content_type, headers, body = error_answer(Unavailable(
-        "too many open connections; try again shortly", retry_after_s=1))
+def too_many_connections(message):
+    """The answer to a connection beyond a limit, written before any request is read."""
+    status, content_type, headers, body = error_answer(Unavailable(message, retry_after_s=1))
     return response_head(status, content_type, len(body), headers, close=True) + body
 
 
 class Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
     """The one public socket. A thread per connection peeks at its first bytes: HTTP/2 (gRPC) goes to the
-    relay, anything else to the Connect handler."""
+    relay, anything else to the Connect handler. Connections are capped in all (--max-connections) and per
+    client address (--max-connections-per-client; trusted proxies, which carry many clients, are exempt)."""
 
     daemon_threads = True
     block_on_close = True
     allow_reuse_address = True
-    request_queue_size = 256
+    request_queue_size = 1024  # a burst of new connections waits in the kernel instead of being refused
 
-    def __init__(self, address, handler_class, max_connections=DEFAULT_MAX_CONNECTIONS, idle_timeout_s=IDLE_TIMEOUT_S):
+    def __init__(self, address, handler_class, config):
         host, port = address
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.relay = None  # the App sets it once the gRPC server is built
-        self.connections = set()  # HTTP handlers, for the drain
+        self.connections = set()  # HTTP handlers, for the drain and the deadlines
         self.connections_lock = threading.Lock()
         self.open_connections = 0  # every accepted connection with its thread, HTTP or gRPC
-        self.max_connections = max_connections
-        self.idle_timeout_s = idle_timeout_s
+        self.open_by_peer = {}  # peer address -> its open connections
+        self.max_connections = config.max_connections
+        self.max_per_client = config.max_connections_per_client
+        self.trusted_proxies = config.trusted_proxies
+        self.idle_timeout_s = config.idle_timeout_s
         self.draining = False
+        self._next_deadline_check = 0.0
         self._wake_reader, self._wake_writer = socket.socketpair()
         self._stopped = threading.Event()
         self._stopped.set()  # (until serve_forever runs)
@@ -2852,10 +2957,12 @@ class Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
                 selector.register(self.socket, selectors.EVENT_READ)
                 selector.register(self._wake_reader, selectors.EVENT_READ)
                 while True:
-                    for key, _ in selector.select():
+                    for key, _ in selector.select(timeout=DEADLINE_CHECK_S):
                         if key.fileobj is self._wake_reader:
                             return
                         self._accept_waiting()
+                    if time.monotonic() >= self._next_deadline_check:
+                        self._enforce_deadlines()
         finally:
             self._stopped.set()
 
@@ -2865,10 +2972,24 @@ class Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
                 request, client_address = self.socket.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:  # (EMFILE and the like: the selector wakes us again while connections wait)
+            except OSError:  # out of descriptors or memory: let a moment pass rather than spin on the selector
+                time.sleep(0.05)
                 return
             request.setblocking(True)
             self.process_request(request, client_address)
+
+    def _enforce_deadlines(self):
+        """Cut the reading side of connections whose request head or body is overdue: their handler then sees
+        the end of the input and answers 408."""
+        now = time.monotonic()
+        self._next_deadline_check = now + DEADLINE_CHECK_S
+        with self.connections_lock:
+            overdue = [handler for handler in self.connections if handler.deadline is not None
+                       and handler.deadline < now]
+        for handler in overdue:
+            handler.timed_out = True
+            with contextlib.suppress(OSError):
+                handler.connection.shutdown(socket.SHUT_RD)
 
     def shutdown(self):
         """Stop accepting, at once; returns when the accept loop has ended."""
@@ -2881,17 +3002,24 @@ class Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self._wake_writer.close()
 
     def process_request(self, request, client_address):
-        # Each connection holds a thread; past the limit a new one is answered 503 at once and closed, so that a
-        # flood of connections cannot exhaust threads or memory.
+        # Each connection holds a thread; past a limit a new one is answered 503 at once and closed, so that a
+        # flood of connections cannot exhaust threads or memory, nor one address take them all.
+        peer = client_address[0]
         with self.connections_lock:
-            refuse = self.open_connections >= self.max_connections
-            if not refuse:
+            from_peer = self.open_by_peer.get(peer, 0)
+            if self.open_connections >= self.max_connections:
+                refusal = "too many open connections; try again shortly"
+            elif from_peer >= self.max_per_client and not _trusted(peer, self.trusted_proxies):
+                refusal = f"too many open connections from {peer}; close some and try again"
+            else:
+                refusal = None
                 self.open_connections += 1
-        if refuse:
-            log_request("http", None, None, 503, "unavailable", None, client_address[0])
+                self.open_by_peer[peer] = from_peer + 1
+        if refusal:
+            log_request("http", None, None, 503, "unavailable", None, peer)
             with contextlib.suppress(OSError):
                 request.settimeout(1)
-                request.sendall(too_many_connections())
+                request.sendall(too_many_connections(refusal))
             self.shutdown_request(request)
             return
         super().process_request(request, client_address)
@@ -2902,6 +3030,9 @@ class Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
         finally:
             with self.connections_lock:
                 self.open_connections -= 1
+                left = self.open_by_peer.pop(client_address[0]) - 1
+                if left:
+                    self.open_by_peer[client_address[0]] = left
 
     def finish_request(self, request, client_address):
         # Idle limits set in the kernel (SO_RCVTIMEO/SO_SNDTIMEO) on a blocking socket, not as a Python socket
@@ -2917,7 +3048,7 @@ class Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
             return
         if head == HTTP2_PREFACE_START:
             self.relay.relay(request, client_address)
-        elif len(head) == len(HTTP2_PREFACE_START) or b"\n" in head:  # else: closed or went quiet mid-line
+        elif head:  # (nothing at all: closed, or silent past the idle limit)
             self.RequestHandlerClass(request, client_address, self)
 
     def handle_error(self, request, client_address):
@@ -2967,7 +3098,7 @@ class App:
         handler_class = type("AppHandler", (Handler,), {"app": self})
         # The port first: when it is taken, the database is never touched (no new file is left behind).
         try:
-            self.listener = Listener((host, port), handler_class, config.max_connections, config.idle_timeout_s)
+            self.listener = Listener((host, port), handler_class, config)
         except OSError as exc:
             raise StartupError(f"cannot listen on {config.api_addr}: {exc.strerror or exc}") from None
         try:
@@ -3079,9 +3210,15 @@ def _build_parser(environ):
     flags.add("--max-connections", DEFAULT_MAX_CONNECTIONS, type=int, metavar="N",
               help=f"open connections served at once, each with a thread (default {DEFAULT_MAX_CONNECTIONS}); more "
                    "are answered 503 and closed")
+    flags.add("--max-connections-per-client", DEFAULT_MAX_CONNECTIONS_PER_CLIENT, type=int, metavar="N",
+              help=f"open connections from one client address (default {DEFAULT_MAX_CONNECTIONS_PER_CLIENT}); more are "
+                   "answered 503 and closed; --trusted-proxy addresses are exempt")
     flags.add("--idle-timeout", IDLE_TIMEOUT_S, type=float, metavar="SECONDS",
               help=f"close a connection that sends nothing for this long, between requests or within one (default "
                    f"{IDLE_TIMEOUT_S})")
+    flags.add("--request-timeout", REQUEST_TIMEOUT_S, type=float, metavar="SECONDS",
+              help=f"once a request starts, its headers must arrive within this (default {REQUEST_TIMEOUT_S}), and "
+                   "then its body within this again; slower ones are answered 408 and closed")
     parser.add_argument("--version", action="version", version=f"statusthing {VERSION}")
 
     # Commands work on the same database as the server, also while it runs; they never create one.
@@ -3267,7 +3404,9 @@ def _server_config(args, environ):
     return Config(api_addr=args.api_addr, db_path=args.db, devmode=args.devmode,
                   first_admin_password=environ.get("STATUSTHING_ADMIN_PASSWORD") or DEFAULT_ADMIN[1],
                   cors_origins=tuple(args.cors_origin), title=args.title,
-                  max_connections=max(1, args.max_connections), idle_timeout_s=max(0.1, args.idle_timeout),
+                  max_connections=max(1, args.max_connections),
+                  max_connections_per_client=max(1, args.max_connections_per_client),
+                  idle_timeout_s=max(0.1, args.idle_timeout), request_timeout_s=max(0.1, args.request_timeout),
                   public_url=checked("--public-url", parse_public_url, args.public_url) if args.public_url else "",
                   trusted_proxies=tuple(checked("--trusted-proxy", parse_trusted_proxy, proxy)
                                         for proxy in args.trusted_proxy))

@@ -1,9 +1,11 @@
 """The Connect transport over HTTP/1.1: content types, the JSON mapping, compression, and every kind of bad input
 answered with the documented error while the server keeps serving and nothing is written."""
+import contextlib
 import gzip
 import json
 import socket
 import sqlite3
+import time
 
 import pytest
 
@@ -233,19 +235,98 @@ def request_bytes(headers, body=b"{}", version="HTTP/1.1"):
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-@pytest.mark.parametrize("data, status", [
-    (request_bytes(["Content-Type: application/json", "Content-Length: 2", "Content-Length: 9"]), b"400"),
-    (request_bytes(["Content-Type: application/json", "Content-Length: 2", " folded: line"]), b"400"),
-    (request_bytes(["Content-Type: application/json", "no colon here", "Content-Length: 2"]), b"400"),
-    (request_bytes([f"X-Filler-{n}: y" for n in range(150)]), b"431"),
-    (request_bytes(["Content-Type: application/json", "Content-Length: 2"], version="HTTP/2.0"), b"505"),
-    (b"GET /\r\n\r\n", b"400"),
-], ids=["two lengths", "folded", "no colon", "too many headers", "http/2.0 line", "http/0.9"])
-def test_malformed_requests_are_refused(shared_server, data, status):
-    answer = raw_exchange(shared_server, data)
-    head = answer.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
-    assert head[0].startswith(b"HTTP/1.1 " + status) and b"Connection: close" in head, answer
+def raw(head_lines, body=b""):
+    return ("\r\n".join(head_lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+RPC_HEAD = [f"POST {LIST} HTTP/1.1", "Host: x", "Content-Type: application/json"]
+CHUNKED = RPC_HEAD + ["Transfer-Encoding: chunked"]
+
+# (raw request, the status it must get); every one of these closes the connection after its answer.
+MALFORMED = {
+    "two lengths": (raw(RPC_HEAD + ["Content-Length: 2", "Content-Length: 9"], b"{}"), 400),
+    "length and chunked": (raw(CHUNKED + ["Content-Length: 2"], b"2\r\n{}\r\n0\r\n\r\n"), 400),
+    "length not digits": (raw(RPC_HEAD + ["Content-Length: +2"], b"{}"), 400),
+    "length superscript two": (raw(RPC_HEAD + ["Content-Length: \u00b2"], b"{}"), 400),
+    "length negative": (raw(RPC_HEAD + ["Content-Length: -1"], b"{}"), 400),
+    "chunk size -1": (raw(CHUNKED, b"-1\r\n{}\r\n0\r\n\r\n"), 400),
+    "chunk size 0x2": (raw(CHUNKED, b"0x2\r\n{}\r\n0\r\n\r\n"), 400),
+    "chunk size +2": (raw(CHUNKED, b"+2\r\n{}\r\n0\r\n\r\n"), 400),
+    "chunk size space 2": (raw(CHUNKED, b" 2\r\n{}\r\n0\r\n\r\n"), 400),
+    "chunk size 2 tab": (raw(CHUNKED, b"2\t\r\n{}\r\n0\r\n\r\n"), 400),
+    "chunk longer than its size": (raw(CHUNKED, b"1\r\n{}\r\n0\r\n\r\n"), 400),
+    "xchunked": (raw(RPC_HEAD + ["Transfer-Encoding: xchunked"], b"2\r\n{}\r\n0\r\n\r\n"), 400),
+    "notchunked": (raw(RPC_HEAD + ["Transfer-Encoding: notchunked"], b"2\r\n{}\r\n0\r\n\r\n"), 400),
+    "chunked, identity": (raw(RPC_HEAD + ["Transfer-Encoding: chunked, identity"], b"2\r\n{}\r\n0\r\n\r\n"), 400),
+    "gzip, chunked": (raw(RPC_HEAD + ["Transfer-Encoding: gzip, chunked"], b"2\r\n{}\r\n0\r\n\r\n"), 501),
+    "trailers too large": (raw(CHUNKED, b"2\r\n{}\r\n0\r\n" + b"X-T: " + b"t" * 5000 + b"\r\n\r\n"), 431),
+    "folded header": (raw(RPC_HEAD + ["Content-Length: 2", " folded: line"], b"{}"), 400),
+    "no colon": (raw(RPC_HEAD + ["no colon here", "Content-Length: 2"], b"{}"), 400),
+    "space before colon": (raw(RPC_HEAD + ["Content-Length : 2"], b"{}"), 400),
+    "control character": (raw(RPC_HEAD + ["X-Evil: a\x00b", "Content-Length: 2"], b"{}"), 400),
+    "too many headers": (raw(RPC_HEAD + [f"X-Filler-{n}: y" for n in range(150)]), 431),
+    "header line too long": (raw(RPC_HEAD + ["X-Big: " + "y" * 9000]), 431),
+    "header block too large": (raw(RPC_HEAD + [f"X-F{n}: " + "y" * 4000 for n in range(9)]), 431),
+    "request line too long": (raw([f"GET /{'a' * 9000} HTTP/1.1", "Host: x"]), 414),
+    "no host": (raw([f"POST {LIST} HTTP/1.1", "Content-Type: application/json", "Content-Length: 2"], b"{}"), 400),
+    "two hosts": (raw(RPC_HEAD + ["Host: y", "Content-Length: 2"], b"{}"), 400),
+    "http/2.0 line": (raw([f"POST {LIST} HTTP/2.0", "Host: x", "Content-Length: 2"], b"{}"), 505),
+    "http/0.9": (b"GET /\r\n\r\n", 400),
+    "two spaces": (raw([f"GET  / HTTP/1.1", "Host: x"]), 400),
+    "bad method token": (raw(["GE(T / HTTP/1.1", "Host: x"]), 400),
+    "tls client hello": (bytes.fromhex("160301020001") + b"\x03\x03" + bytes(range(32)) + b"\r\n\r\n", 400),
+    "connect": (raw(["CONNECT example.com:443 HTTP/1.1", "Host: example.com:443"]), 405),
+    "expect something else": (raw(RPC_HEAD + ["Content-Length: 2", "Expect: 200-ok"], b"{}"), 417),
+}
+
+
+@pytest.mark.parametrize("name", MALFORMED)
+def test_malformed_requests_get_a_real_answer_and_a_close(shared_server, name):
+    data, status = MALFORMED[name]
+    answer = raw_exchange(shared_server, data + raw(["GET / HTTP/1.1", "Host: x"]))  # a second request behind
+    head, _, rest = answer.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0].startswith(f"HTTP/1.1 {status} ".encode()) and b"Connection: close" in lines, answer[:300]
+    length = int(next(line for line in lines if line.startswith(b"Content-Length: ")).split(b": ")[1])
+    assert len(rest) == length  # one answer only: the bytes behind the bad request were never read as a request
     assert shared_server.post(LIST, "{}")[0] == 200
+
+
+@pytest.mark.parametrize("method", ["TRACE", "PROPFIND", "post", "PATCH", "FOO"])
+def test_any_other_method_on_an_rpc_path_is_405(shared_server, method):
+    answer = raw_exchange(shared_server, raw([f"{method} {LIST} HTTP/1.1", "Host: x", "Connection: close"]))
+    assert answer.startswith(b"HTTP/1.1 405 ") and b"\r\nAllow: POST\r\n" in answer
+    answer = raw_exchange(shared_server, raw([f"{method} / HTTP/1.1", "Host: x", "Connection: close"]))
+    assert answer.startswith(b"HTTP/1.1 405 ") and b"\r\nAllow: GET, HEAD\r\n" in answer
+
+
+def test_tolerated_forms(shared_server):
+    # An empty line before the request line is skipped (RFC 9112 §2.2); absolute-form targets are served.
+    answer = raw_exchange(shared_server, b"\r\n" + raw(RPC_HEAD + ["Content-Length: 2", "Connection: close"], b"{}"))
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    answer = raw_exchange(shared_server, raw([f"GET http://x/ HTTP/1.1", "Host: x", "Connection: close"]))
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    answer = raw_exchange(shared_server, raw(CHUNKED + ["Connection: close"], b"2;ext=1\r\n{}\r\n0\r\nX-T: y\r\n\r\n"))
+    assert answer.startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_request_that_trickles_in_is_cut_at_its_deadline(start_server):
+    server = start_server("--request-timeout", "1", "--idle-timeout", "10")
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        started = time.monotonic()
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        answer = b""
+        with contextlib.suppress(OSError):
+            for n in range(30):  # one header line every 0.2 s: never idle, never done
+                sock.sendall(b"X-Slow-%d: y\r\n" % n)
+                time.sleep(0.2)
+        sock.settimeout(5)
+        while chunk := sock.recv(65536):
+            answer += chunk
+        elapsed = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408 ") and b"Connection: close" in answer
+    assert 0.9 < elapsed < 4, elapsed
+    assert server.post(LIST, "{}")[0] == 200
 
 
 def test_http_servers_own_refusals_come_through_the_one_writer(shared_server):
