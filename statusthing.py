@@ -101,6 +101,7 @@ DEFAULT_STATUSES = (
 )
 
 MAX_REQUEST_BYTES = 1 << 20  # request bodies (after decompression) and gRPC messages
+MAX_JSON_DEPTH = 32  # our messages nest three levels; anything much deeper is an attack on the parser
 
 # Reading HTTP requests: limits (each refusal has its status: 414 request line, 431 headers and trailers) and
 # deadlines, so that a slow or hostile client holds a connection for a bounded time and memory.
@@ -127,6 +128,8 @@ MAX_NAME_CHARS = 200
 MAX_DESCRIPTION_CHARS = 2000
 MAX_NOTE_CHARS = 10000
 MAX_COLOR_CHARS = 32
+MAX_ID_CHARS = 64  # ids are made by the server (26 characters); a longer one names nothing
+MAX_FILTER_VALUES = 1000  # status_ids or kinds in one request (each becomes a query parameter)
 
 # Accounts. scrypt's cost is recorded per user, so raising it later only affects passwords set from then on.
 DEFAULT_ADMIN = ("admin", "password")  # the original's default login, kept until an operator changes it
@@ -1025,10 +1028,24 @@ def open_store(path, create=True):
 # 6. Domain service
 # ==================================================================================================================
 
+_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
+_CONTROL_CHARACTERS_BUT_LINES = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def _required_id(value, field):
     if not value:
         raise InvalidArgument(f"{field} is required")
+    if len(value) > MAX_ID_CHARS:
+        raise InvalidArgument(f"{field} is not an id of this server (ids are at most {MAX_ID_CHARS} characters)")
     return value
+
+
+def _ids_filter(values, field):
+    if len(values) > MAX_FILTER_VALUES:
+        raise InvalidArgument(f"{field}: at most {MAX_FILTER_VALUES} values")
+    for value in values:
+        _required_id(value, field)
+    return list(dict.fromkeys(values))
 
 
 def _clean_name(value, what):
@@ -1037,6 +1054,8 @@ def _clean_name(value, what):
         raise InvalidArgument(f"{what} name is required")
     if len(name) > MAX_NAME_CHARS:
         raise InvalidArgument(f"{what} name is longer than {MAX_NAME_CHARS} characters")
+    if _CONTROL_CHARACTERS.search(name):
+        raise InvalidArgument(f"{what} name has control characters (a name is one line of text)")
     return name
 
 
@@ -1044,6 +1063,8 @@ def _clean_text(value, field, limit):
     text = value.strip()
     if len(text) > limit:
         raise InvalidArgument(f"{field} is longer than {limit} characters")
+    if _CONTROL_CHARACTERS_BUT_LINES.search(text):
+        raise InvalidArgument(f"{field} has control characters other than line breaks and tabs")
     return text
 
 
@@ -1070,6 +1091,8 @@ def _valid_kind(kind):
 
 
 def _kinds_filter(kinds):
+    if len(kinds) > MAX_FILTER_VALUES:
+        raise InvalidArgument(f"kinds: at most {MAX_FILTER_VALUES} values")
     unknown = [kind for kind in kinds if kind == pb.STATUS_KIND_UNKNOWN or kind not in pb.StatusKind.values()]
     if unknown:
         raise InvalidArgument(f"kinds filter: {unknown[0]} is not a status kind")
@@ -1154,7 +1177,7 @@ class StatusThingService:
 
     @staticmethod
     def _existing_status(tx, status_id):
-        status = tx.get_status(status_id)
+        status = tx.get_status(_required_id(status_id, "status_id"))
         if status is None:
             raise NotFound(f"status {status_id} not found")
         return status
@@ -1170,7 +1193,7 @@ class StatusThingService:
     def list_items(self, status_ids=(), kinds=(), extended=False):
         """Items in creation order; an item must match every filter given; notes only when ``extended``."""
         with self._store.read() as tx:
-            return tx.list_items(list(status_ids), _kinds_filter(kinds), with_notes=extended)
+            return tx.list_items(_ids_filter(status_ids, "status_ids"), _kinds_filter(kinds), with_notes=extended)
 
     def status_page_items(self, notes_per_item):
         """Every item with its newest notes (at most ``notes_per_item``) and its number of notes."""
@@ -1235,7 +1258,7 @@ class StatusThingService:
 
     @staticmethod
     def _existing_item(tx, item_id, with_notes):
-        item = tx.get_item(item_id, with_notes=with_notes)
+        item = tx.get_item(_required_id(item_id, "item_id"), with_notes=with_notes)
         if item is None:
             raise NotFound(f"item {item_id} not found")
         return item
@@ -1294,7 +1317,7 @@ class StatusThingService:
 
     @staticmethod
     def _existing_note(tx, note_id):
-        note, item_id = tx.get_note(note_id)
+        note, item_id = tx.get_note(_required_id(note_id, "note_id"))
         if note is None:
             raise NotFound(f"note {note_id} not found")
         return note, item_id
@@ -1734,23 +1757,53 @@ def _drop_unknown_fields(value, descriptor):
 
 def decode(content_type, body, message_class):
     """Parse a Connect request body into ``message_class``; InvalidArgument when it is not one."""
-    name = message_class.DESCRIPTOR.full_name
     if content_type == PROTO:
-        try:
-            return message_class.FromString(body)
-        except Exception as exc:  # DecodeError, or a RuntimeError from the C++ parser on some inputs
-            raise InvalidArgument(f"body is not a valid binary {name}: {exc}") from exc
+        return decode_binary(body, message_class)
+    name = message_class.DESCRIPTOR.full_name
     try:
         value = json.loads(body)
+    except RecursionError:
+        raise InvalidArgument(f"body is nested deeper than {MAX_JSON_DEPTH} levels") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidArgument(f"body is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise InvalidArgument(f"body must be a JSON object ({name}), got {type(value).__name__}")
+    _check_json(value)
     _drop_unknown_fields(value, message_class.DESCRIPTOR)
     try:
         return json_format.ParseDict(value, message_class())
-    except json_format.ParseError as exc:
-        raise InvalidArgument(f"invalid {name}: {exc}") from exc
+    except Exception as exc:  # ParseError, and OverflowError ({"kinds": [1e400]}) or ValueError from the mapping
+        raise InvalidArgument(f"invalid {name}: {exc}") from None
+
+
+def decode_binary(body, message_class):
+    """Parse binary protobuf into ``message_class`` (Connect and gRPC alike); InvalidArgument when it is not one."""
+    try:
+        return message_class.FromString(body)
+    except Exception as exc:  # DecodeError, or a RuntimeError from the parser on some inputs
+        raise InvalidArgument(f"body is not a valid binary {message_class.DESCRIPTOR.full_name}: {exc}") from None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_json(value):
+    """InvalidArgument for JSON no message of ours has: nesting deeper than MAX_JSON_DEPTH (before any recursion
+    over it), or strings with lone surrogates (\\ud800 escapes, which no UTF-8 answer or log line could carry)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidArgument(f"body is nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if _SURROGATE.search(key):
+                    raise InvalidArgument("body has a string that is not valid Unicode (a lone surrogate)")
+                pending.append((child, depth + 1))
+        elif isinstance(item, list):
+            pending.extend((child, depth + 1) for child in item)
+        elif isinstance(item, str) and _SURROGATE.search(item):
+            raise InvalidArgument("body has a string that is not valid Unicode (a lone surrogate)")
 
 
 def encode(content_type, message):
@@ -1889,14 +1942,21 @@ def overall_line(items):
     return worst, f"{'Outage' if worst == 'outage' else 'Degraded service'}: {names} {verb} problems"
 
 
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+
+
+def fill_template(template, values):
+    """``{{name}}`` placeholders of the template replaced in one pass, so nothing inside a value (a user's text
+    that happens to read "{{title}}") is ever taken for a placeholder; an unknown name is left as it is."""
+    return _PLACEHOLDER.sub(lambda match: values.get(match[1], match[0]), template)
+
+
 def _fill(template, title, content, now_ns, page_title=None):
     moment = datetime.datetime.fromtimestamp(now_ns / 1e9, datetime.timezone.utc)
-    values = {"{{page_title}}": _html(page_title or title), "{{title}}": _html(title), "{{content}}": content,
-              "{{rendered_iso}}": moment.isoformat(timespec="seconds").replace("+00:00", "Z"),
-              "{{rendered_text}}": moment.strftime("%Y-%m-%d %H:%M UTC")}
-    for key, value in values.items():
-        template = template.replace(key, value)
-    return template
+    return fill_template(template, {
+        "page_title": _html(page_title or title), "title": _html(title), "content": content,
+        "rendered_iso": moment.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "rendered_text": moment.strftime("%Y-%m-%d %H:%M UTC")})
 
 
 def render_status_page(template, title, entries, now_ns):
@@ -1964,9 +2024,17 @@ class LogWriter:
                 while len(batch) < 512:
                     batch.append(self._lines.get_nowait())
             stream = self._stream or sys.stdout
+            # Bytes, with anything UTF-8 cannot carry (a lone surrogate) escaped: one odd line cannot cost the
+            # lines written with it.
+            data = "".join(line for line in batch if line is not None).encode("utf-8", "backslashreplace")
             try:
-                stream.write("".join(line for line in batch if line is not None))
-                stream.flush()
+                if hasattr(stream, "buffer"):
+                    stream.flush()  # (what was printed to the text layer goes first)
+                    stream.buffer.write(data)
+                    stream.buffer.flush()
+                else:
+                    stream.write(data.decode("utf-8"))
+                    stream.flush()
             except (OSError, ValueError):
                 pass  # a closed stdout must not stop the server
             if None in batch:
@@ -2281,10 +2349,10 @@ def parse_request_line(line):
     if len(parts) != 3 or not all(parts):
         raise BadRequest("malformed request line (expected METHOD TARGET HTTP/1.1, one space apart)")
     method, target, version = parts
-    if version not in ("HTTP/1.1", "HTTP/1.0"):
-        if _HTTP_VERSION.fullmatch(version):
-            raise BadRequest(f"HTTP version {version} is not supported; use HTTP/1.1", 505)
-        raise BadRequest("malformed request line (no HTTP version)")
+    if _HTTP_VERSION.fullmatch(version) and version.startswith("HTTP/1.") and version != "HTTP/1.0":
+        version = "HTTP/1.1"  # a later 1.x minor version is read as the highest this server knows (RFC 9110 §6.2)
+    elif version != "HTTP/1.0":
+        raise BadRequest(f"this is an HTTP/1.1 server; {version!r} is not an HTTP/1.x request line")
     if not _TOKEN.fullmatch(method):
         raise BadRequest("malformed method")
     if not target.isascii() or not target.isprintable():
@@ -2315,7 +2383,7 @@ def body_framing(headers, version):
         if version == "HTTP/1.0" or codings[-1] != "chunked":
             raise BadRequest("a request body's last transfer coding must be chunked")
         if codings != ["chunked"]:
-            raise BadRequest(f"transfer coding {transfer_encoding!r} is not supported; use chunked", 501)
+            raise BadRequest(f"transfer coding {transfer_encoding!r} is not supported; use chunked only")
         return "chunked", None
     if length is None:
         return "length", 0
@@ -2509,7 +2577,7 @@ class Handler(BaseHTTPRequestHandler):
     def admin_audit(self, body):
         self._admin_user()
         limit = urllib.parse.parse_qs(self.path.partition("?")[2]).get("limit", ["100"])[0]
-        if not limit.isdigit() or not 1 <= int(limit) <= 10000:
+        if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= 10000:
             raise InvalidArgument("limit must be a number from 1 to 10000")
         self._respond_json({"entries": [entry.to_api() for entry in self.app.accounts.audit(int(limit))]})
 
@@ -2751,22 +2819,28 @@ REFLECTION_SERVICES = ("grpc.reflection.v1.ServerReflection", "grpc.reflection.v
 
 
 def _grpc_unary_handler(method, app):
-    """The grpcio handler for one RPC: the same binding as Connect, errors mapped through the same CODES."""
+    """The grpcio handler for one RPC: the same binding as Connect, errors mapped through the same CODES.
 
-    def handle(request, context):
+    It takes and gives bytes: the request is parsed here, so a message that does not parse is INVALID_ARGUMENT
+    (grpcio's own parser would answer INTERNAL), and read answers are kept as the bytes that go out.
+    """
+
+    def handle(request_bytes, context):
         started = time.perf_counter()
         code = "OK"
         metadata = dict(context.invocation_metadata())
         client = client_behind_proxies(app.relay.client_of(context.peer()), metadata, app.config.trusted_proxies)
+
+        def answer(actor):
+            request = decode_binary(request_bytes, method.request_class)
+            return method.call(app.service, request, actor).SerializeToString()
+
         try:
             if method.reads_only:
-                key = ("grpc", method.path, request.SerializeToString(deterministic=True))
-                if len(key[2]) > MAX_CACHED_REQUEST_BYTES:
-                    return method.call(app.service, request, None)
-                return app.answers.get(key, lambda: method.call(app.service, request, None),
-                                       size=lambda kept: kept.ByteSize())
-            actor = app.accounts.authenticate(metadata.get("authorization"), client)
-            return method.call(app.service, request, actor)
+                if len(request_bytes) > MAX_CACHED_REQUEST_BYTES:
+                    return answer(None)
+                return app.answers.get(("grpc", method.path, request_bytes), lambda: answer(None))
+            return answer(app.accounts.authenticate(metadata.get("authorization"), client))
         except Exception as exc:
             if not isinstance(exc, StatusThingError):
                 log_internal_error(exc, method.path)
@@ -2779,8 +2853,7 @@ def _grpc_unary_handler(method, app):
             log(protocol="grpc", method=method.path, code=code,
                 duration_ms=round((time.perf_counter() - started) * 1000, 3), remote=client)
 
-    return grpc.unary_unary_rpc_method_handler(handle, request_deserializer=method.request_class.FromString,
-                                               response_serializer=method.response_class.SerializeToString)
+    return grpc.unary_unary_rpc_method_handler(handle)  # (no (de)serializers: bytes in, bytes out)
 
 
 def _add_reflection(server):
