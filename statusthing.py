@@ -60,10 +60,12 @@ import secrets
 import select
 import selectors
 import shlex
+import shutil
 import socket
 import socketserver
 import sqlite3
 import struct
+import tempfile
 import threading
 import time
 import traceback
@@ -135,8 +137,12 @@ MAX_FILTER_VALUES = 1000  # status_ids or kinds in one request (each becomes a q
 DEFAULT_ADMIN = ("admin", "password")  # the original's default login, kept until an operator changes it
 SCRYPT_COST = {"n": 2 ** 14, "r": 8, "p": 1}  # about 16 MiB and a few tens of ms per check on this class of CPU
 MIN_PASSWORD_CHARS = 8
-FAILED_LOGINS_ALLOWED = 10  # per client address within FAILED_LOGIN_WINDOW_S; more are answered 429
+FAILED_LOGINS_ALLOWED = 10  # per (client address, user name) within FAILED_LOGIN_WINDOW_S; more are answered 429
 FAILED_LOGIN_WINDOW_S = 300
+ACCOUNT_FAILURES_ALLOWED = 50  # per user name from all addresses within ACCOUNT_FAILURE_WINDOW_S (known ones spared)
+ACCOUNT_FAILURE_WINDOW_S = 900
+SCRYPT_CONCURRENCY = 2  # password hashes computed at once in the process (16 MiB each)
+SCRYPT_WAIT_S = 2.0  # how long a check waits for its turn before resource_exhausted
 LAST_USED_RESOLUTION_NS = 60 * 10 ** 9  # last login / token use is written at most once a minute per account
 REALM = "StatusThing"
 
@@ -1340,19 +1346,37 @@ class Actor:
     client: str  # the client's address ("local" for the command line)
 
 
+# Password hashes are computed on a few threads of their own: at most SCRYPT_CONCURRENCY at once (each needs
+# about 16 MiB), and always in the same threads, so that the memory the allocator keeps for them stays bounded
+# (each thread that allocates gets an arena of its own, which keeps what it freed).
+_SCRYPT_WORKERS = futures.ThreadPoolExecutor(max_workers=SCRYPT_CONCURRENCY, thread_name_prefix="scrypt")
+
+
+def _scrypt(password, salt, n, r, p, dklen):
+    """hashlib.scrypt on the scrypt workers; a check that cannot start within SCRYPT_WAIT_S (a burst of logins)
+    gets resource_exhausted instead of a growing queue."""
+    job = _SCRYPT_WORKERS.submit(hashlib.scrypt, password.encode(), salt=salt, n=n, r=r, p=p, dklen=dklen,
+                                 maxmem=256 * 1024 * 1024)
+    try:
+        return job.result(timeout=SCRYPT_WAIT_S)
+    except futures.TimeoutError:
+        if job.cancel():  # still waiting for a worker: give up on it
+            raise ResourceExhausted("too many passwords are being checked at once; try again in a moment",
+                                    retry_after_s=1) from None
+        return job.result()  # (it has started; it ends in a few tens of milliseconds)
+
+
 def hash_password(password, cost=None):
     """A PasswordHash of ``password`` with a new salt, at ``cost`` (SCRYPT_COST by default)."""
     cost = cost or SCRYPT_COST
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=cost["n"], r=cost["r"], p=cost["p"], dklen=32,
-                            maxmem=256 * 1024 * 1024)
-    return PasswordHash(digest, salt, cost["n"], cost["r"], cost["p"])
+    return PasswordHash(_scrypt(password, salt, cost["n"], cost["r"], cost["p"], 32), salt, cost["n"], cost["r"],
+                        cost["p"])
 
 
 def password_matches(password, stored):
     """True when ``password`` hashes to the PasswordHash ``stored`` (compared in constant time)."""
-    candidate = hashlib.scrypt(password.encode(), salt=stored.salt, n=stored.n, r=stored.r, p=stored.p,
-                               dklen=len(stored.digest), maxmem=256 * 1024 * 1024)
+    candidate = _scrypt(password, stored.salt, stored.n, stored.r, stored.p, len(stored.digest))
     return hmac.compare_digest(candidate, stored.digest)
 
 
@@ -1362,38 +1386,105 @@ def _clean_password(password):
     return password
 
 
-class FailedLogins:
-    """Failed credential checks per client address; too many within the window lock that address out."""
+class _Attempt:
+    """One password check under way; ``succeeded()`` says the password was right."""
 
-    def __init__(self, allowed=FAILED_LOGINS_ALLOWED, window_s=FAILED_LOGIN_WINDOW_S):
-        self._allowed, self._window_s = allowed, window_s
-        self._failures = {}  # client -> monotonic times of its recent failures
+    def __init__(self):
+        self.ok = False
+
+    def succeeded(self):
+        self.ok = True
+
+
+class LoginGuard:
+    """Who may try a password now; built so that neither a burst nor an attacker elsewhere gets past it.
+
+    - Failures count per (client address, username): FAILED_LOGINS_ALLOWED within FAILED_LOGIN_WINDOW_S, then
+      resource_exhausted for that pair until the window has passed. A success resets the pair.
+    - And per username across all addresses, more slowly (ACCOUNT_FAILURES_ALLOWED within ACCOUNT_FAILURE_WINDOW_S),
+      except for addresses that have logged in as that user before: an attacker somewhere else cannot lock out the
+      operator, and spreading guesses over many addresses still meets a limit.
+    - Checks for one (client, username) run one at a time, each outcome counted before the next starts: fifty wrong
+      passwords sent at once are ten checks and forty refusals, and fifty right ones are one check and forty-nine
+      remembered matches.
+    API tokens are never checked here: they are 256 random bits, so guessing them is hopeless anyway, and a flood of
+    wrong passwords must not take a deployment's tokens down with the passwords.
+    """
+
+    MAX_KEYS = 10000  # (client, user) pairs and users remembered; beyond it, those with only old failures go
+
+    def __init__(self):
+        self._pairs = {}  # (client, user) -> [monotonic times of failures]
+        self._accounts = {}  # user -> [monotonic times of failures]
+        self._known = {}  # user -> {client: monotonic time of its last success}
+        self._turns = {}  # (client, user) -> [lock that serializes its checks, how many hold or wait for it]
         self._lock = threading.Lock()
 
-    def retry_after(self, client):
-        """Seconds until ``client`` may try again, or 0 when it may try now."""
-        with self._lock:
-            recent = self._recent(client)
-            if len(recent) < self._allowed:
-                return 0
-            return max(1, math.ceil(recent[-self._allowed] + self._window_s - time.monotonic()))
+    @contextlib.contextmanager
+    def attempt(self, client, username):
+        """Wait for this pair's turn, raise ResourceExhausted when it may not try now, else yield an _Attempt whose
+        ``succeeded()`` the body calls when the password was right; the outcome is counted on the way out."""
+        pair = (client, username.casefold())
+        with self._turn(pair):
+            with self._lock:
+                self._refuse_if_over(pair, time.monotonic())
+            attempt = _Attempt()
+            try:
+                yield attempt
+            finally:
+                with self._lock:
+                    now = time.monotonic()
+                    if attempt.ok:
+                        self._pairs.pop(pair, None)
+                        self._known.setdefault(pair[1], {})[client] = now
+                    else:
+                        self._pairs.setdefault(pair, []).append(now)
+                        self._accounts.setdefault(pair[1], []).append(now)
+                        self._forget_old(now)
 
-    def failed(self, client):
-        with self._lock:
-            if len(self._failures) > 10000:  # forget addresses whose failures are all old
-                for address in [a for a in self._failures if not self._recent(a)]:
-                    del self._failures[address]
-            self._recent(client).append(time.monotonic())
+    def _refuse_if_over(self, pair, now):
+        failures = self._recent(self._pairs, pair, now - FAILED_LOGIN_WINDOW_S)
+        if len(failures) >= FAILED_LOGINS_ALLOWED:
+            wait = max(1, math.ceil(failures[-FAILED_LOGINS_ALLOWED] + FAILED_LOGIN_WINDOW_S - now))
+            raise ResourceExhausted(f"too many failed logins from {pair[0]}; try again in {wait} s",
+                                    retry_after_s=wait)
+        account = self._recent(self._accounts, pair[1], now - ACCOUNT_FAILURE_WINDOW_S)
+        if len(account) >= ACCOUNT_FAILURES_ALLOWED and pair[0] not in self._known.get(pair[1], {}):
+            wait = max(1, math.ceil(account[-ACCOUNT_FAILURES_ALLOWED] + ACCOUNT_FAILURE_WINDOW_S - now))
+            raise ResourceExhausted(f"too many failed logins for this account from new addresses; try again in "
+                                    f"{wait} s (or from an address that logged in before, or with an API token)",
+                                    retry_after_s=wait)
 
-    def succeeded(self, client):
+    @contextlib.contextmanager
+    def _turn(self, pair):
         with self._lock:
-            self._failures.pop(client, None)
+            turn = self._turns.setdefault(pair, [threading.Lock(), 0])
+            turn[1] += 1
+        try:
+            with turn[0]:
+                yield
+        finally:
+            with self._lock:
+                turn[1] -= 1
+                if not turn[1]:
+                    del self._turns[pair]
 
-    def _recent(self, client):
-        cutoff = time.monotonic() - self._window_s
-        recent = [t for t in self._failures.get(client, ()) if t > cutoff]
-        self._failures[client] = recent
-        return recent
+    @staticmethod
+    def _recent(table, key, cutoff):
+        times = [t for t in table.get(key, ()) if t > cutoff]
+        if times:
+            table[key] = times
+        else:
+            table.pop(key, None)
+        return times
+
+    def _forget_old(self, now):
+        for table, window in ((self._pairs, FAILED_LOGIN_WINDOW_S), (self._accounts, ACCOUNT_FAILURE_WINDOW_S)):
+            if len(table) > self.MAX_KEYS:
+                for key in [key for key, times in table.items() if times[-1] < now - window]:
+                    del table[key]
+        if sum(map(len, self._known.values())) > self.MAX_KEYS:
+            self._known.clear()  # (addresses then need to log in once more to count as known)
 
 
 class Accounts:
@@ -1401,14 +1492,16 @@ class Accounts:
 
     def __init__(self, store):
         self._store = store
-        self.failed_logins = FailedLogins()
+        self.guard = LoginGuard()
         # Checking a password costs an scrypt; remembering which (user, password) pairs already matched which
         # stored hash keeps writes fast. Keys are HMACs under a per-process secret, never the password itself;
         # a changed password changes the stored hash, so a remembered match stops counting at once.
         self._secret = secrets.token_bytes(32)
         self._matched = {}
+        self._check_locks = [threading.Lock() for _ in range(64)]
         # Unknown users are checked against this, so they cost the same scrypt as a wrong password.
         self._decoy = hash_password(secrets.token_urlsafe(16))
+        self._default_checked = (None, False)  # (the admin's hash digest, whether "password" matches it)
 
     # -- checking credentials --------------------------------------------------------------------------------
 
@@ -1419,25 +1512,22 @@ class Accounts:
         if not credentials.strip():
             raise Unauthenticated("this call changes data and needs credentials: HTTP Basic (a user) or "
                                   "Bearer (an API token)")
-        wait = self.failed_logins.retry_after(client)
-        if wait:
-            raise ResourceExhausted(f"too many failed logins from {client}; try again in {wait} s",
-                                    retry_after_s=wait)
         scheme = scheme.lower()
         actor = (self._basic(credentials.strip(), client) if scheme == "basic"
                  else self._bearer(credentials.strip(), client) if scheme == "bearer" else None)
         if actor is None:
-            self.failed_logins.failed(client)
             raise Unauthenticated("wrong credentials")
-        self.failed_logins.succeeded(client)
         return actor
 
     def _basic(self, credentials, client):
         try:
             username, _, password = base64.b64decode(credentials, validate=True).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
-            return None
-        user = self.check_password(username, password)
+            return None  # (not a guess at any password, so not counted as one)
+        with self.guard.attempt(client, username) as attempt:
+            user = self.check_password(username, password)
+            if user is not None:
+                attempt.succeeded()
         return Actor(user.username, "user", client) if user else None
 
     def check_password(self, username, password):
@@ -1448,18 +1538,24 @@ class Accounts:
             password_matches(password, self._decoy)
             return None
         key = hmac.new(self._secret, f"{user.id}\0{password}".encode(), "sha256").digest()
-        remembered = self._matched.get(key)
-        if not (remembered is not None and hmac.compare_digest(remembered, user.password.digest)):
-            if not password_matches(password, user.password):
-                return None
-            if len(self._matched) > 1000:
-                self._matched.clear()
-            self._matched[key] = user.password.digest
+        if not self._remembered(key, user):
+            # Checks of the same credentials run one at a time, so fifty logins at once cost one scrypt.
+            with self._check_locks[key[0] % len(self._check_locks)]:
+                if not self._remembered(key, user):
+                    if not password_matches(password, user.password):
+                        return None
+                    if len(self._matched) > 1000:
+                        self._matched.clear()
+                    self._matched[key] = user.password.digest
         now = CLOCK.now_ns()
         if (user.last_login_ns or 0) < now - LAST_USED_RESOLUTION_NS:
             with self._store.write(changes_data=False) as tx:
                 tx.touch_login(user.id, now)
         return user
+
+    def _remembered(self, key, user):
+        remembered = self._matched.get(key)
+        return remembered is not None and hmac.compare_digest(remembered, user.password.digest)
 
     def _bearer(self, token, client):
         with self._store.read() as tx:
@@ -1473,10 +1569,16 @@ class Accounts:
         return Actor(found.label, "token", client)
 
     def default_password_in_use(self):
-        """True while the default admin login still works."""
+        """True while the default admin login still works (an scrypt only when the admin's hash changed)."""
         with self._store.read() as tx:
             user = tx.get_user(DEFAULT_ADMIN[0])
-        return user is not None and password_matches(DEFAULT_ADMIN[1], user.password)
+        if user is None:
+            return False
+        digest, in_use = self._default_checked
+        if digest != user.password.digest:
+            in_use = password_matches(DEFAULT_ADMIN[1], user.password)
+            self._default_checked = (user.password.digest, in_use)
+        return in_use
 
     # -- managing users and tokens ---------------------------------------------------------------------------
 
@@ -2909,11 +3011,15 @@ def _describe_reflection_v1(v1alpha_file):
     pool.Add(file)
 
 
-def build_grpc_server(app, devmode):
-    """A grpcio server on an internal loopback port; returns (server, port). The public port relays to it."""
+def build_grpc_server(app, devmode, socket_path):
+    """A grpcio server on a Unix socket at ``socket_path`` (in a directory only this user can enter, so no other
+    local user reaches it past the public port's limits and login throttling). The public port relays to it."""
+    idle_ms = int(app.config.idle_timeout_s * 1000)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="grpc"), options=[
         ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
-        ("grpc.so_reuseport", 0),
+        # An idle HTTP/2 connection gets a GOAWAY just before the relay's own idle limit would cut it.
+        ("grpc.max_connection_idle_ms", max(100, idle_ms - 1000)),
+        ("grpc.server_handshake_timeout_ms", int(app.config.request_timeout_s * 1000)),
     ])
     by_service = {}
     for method in METHODS.values():
@@ -2922,57 +3028,67 @@ def build_grpc_server(app, devmode):
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
     if devmode:
         _add_reflection(server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    return server, port
+    server.add_insecure_port(f"unix:{socket_path}")
+    return server
 
 
 class GrpcRelay:
-    """Copies bytes between a client's connection on the public port and the internal gRPC port.
+    """Copies bytes between a client's connection on the public port and the gRPC server's Unix socket.
 
-    The gRPC server sees the relay's loopback address as its peer; ``client_of`` maps that back to the client.
+    Each relayed connection binds its end of the Unix socket to an abstract name of its own, which grpcio reports
+    as the peer (``unix-abstract:<name>``); ``client_of`` maps that name back to the client's address. A
+    connection with no traffic either way for --idle-timeout is closed (HTTP/2 included).
     """
 
-    def __init__(self, grpc_port):
-        self.grpc_port = grpc_port
-        self._clients = {}  # relay-side local port -> client's host
+    def __init__(self, socket_path, idle_timeout_s):
+        self.socket_path = socket_path
+        self._idle_ms = int(idle_timeout_s * 1000)
+        self._clients = {}  # abstract name -> the client's address
 
     def client_of(self, peer):
-        """``"ipv4:127.0.0.1:53122"`` (as grpcio names the relay) -> the client's address."""
-        port = peer.rsplit(":", 1)[-1]
-        return self._clients.get(int(port), peer) if port.isdigit() else peer
+        """``"unix-abstract:statusthing-relay-…"`` (a relayed connection) -> the client's address; anything else
+        came in past the public port (a process of this user on the socket itself) and counts as "local"."""
+        return self._clients.get(peer.removeprefix("unix-abstract:"), "local")
 
     def relay(self, client, client_address):
-        client.settimeout(None)
+        name = f"statusthing-relay-{os.getpid()}-{secrets.token_hex(8)}"
+        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            upstream = socket.create_connection(("127.0.0.1", self.grpc_port))
+            upstream.bind(b"\0" + name.encode())
+            upstream.connect(self.socket_path)
         except OSError:
+            upstream.close()
             return
-        local_port = upstream.getsockname()[1]
-        self._clients[local_port] = client_address[0]
-        upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._clients[name] = client_address[0]
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        peers = {client: upstream, upstream: client}
+        peers = {client.fileno(): (client, upstream), upstream.fileno(): (upstream, client)}
+        poller = select.poll()  # (select() cannot watch descriptors past 1024; poll can)
+        for fd in peers:
+            poller.register(fd, select.POLLIN)
         try:
             while peers:
-                readable, _, _ = select.select(list(peers), [], [])
-                for source in readable:
+                events = poller.poll(self._idle_ms)
+                if not events:
+                    break  # idle past the limit both ways
+                for fd, _ in events:
+                    if fd not in peers:
+                        continue
+                    source, target = peers[fd]
                     try:
                         data = source.recv(65536)
                     except OSError:
                         data = b""
-                    target = peers.get(source)
-                    if target is None:
-                        continue
                     if data:
                         target.sendall(data)
                     else:  # one side is done sending: pass the half-close on, keep relaying the other way
-                        del peers[source]
+                        poller.unregister(fd)
+                        del peers[fd]
                         with contextlib.suppress(OSError):
                             target.shutdown(socket.SHUT_WR)
         except OSError:
             pass
         finally:
-            self._clients.pop(local_port, None)
+            self._clients.pop(name, None)
             upstream.close()
 
 
@@ -3181,8 +3297,10 @@ class App:
             raise
         self.service = StatusThingService(self.store)
         self.answers = AnswerCache(self.service.generation)
-        self.grpc_server, grpc_port = build_grpc_server(self, config.devmode)
-        self.relay = self.listener.relay = GrpcRelay(grpc_port)
+        self._grpc_folder = tempfile.mkdtemp(prefix="statusthing-grpc-")  # mode 0700: this user only
+        socket_path = os.path.join(self._grpc_folder, "grpc.sock")
+        self.grpc_server = build_grpc_server(self, config.devmode, socket_path)
+        self.relay = self.listener.relay = GrpcRelay(socket_path, config.idle_timeout_s)
         self._serve_thread = threading.Thread(target=self.listener.serve_forever, name="listener", daemon=True)
 
     @property
@@ -3203,6 +3321,7 @@ class App:
         grpc_stopped.wait(grace)
         self.listener.server_close()
         self.store.close()
+        shutil.rmtree(self._grpc_folder, ignore_errors=True)
 
 
 def open_database(config, create=True):
