@@ -55,6 +55,7 @@ import json
 import math
 import os
 import queue
+import resource
 import re
 import secrets
 import select
@@ -939,6 +940,8 @@ class SqliteStore:
         try:
             conn = self._connect(path, create)
             self.schema_version = migrate(conn)
+            if create:  # (the server; the commands only read, or report a failed write as it happens)
+                self._probe_writing(conn, path)
             self._watcher = None if path == MEMORY_DB else self._connect(path, create=False)
         except (sqlite3.Error, StartupError) as exc:
             if conn is not None:  # a refused database is not left open (the command line goes on running)
@@ -950,6 +953,20 @@ class SqliteStore:
         self._lock = threading.Lock()
         self._watch_lock = threading.Lock()
         self._generation = 0  # in memory, where nothing else can write: moved by write() itself
+
+    @staticmethod
+    def _probe_writing(conn, path):
+        """StartupError when the database cannot be written (a read-only file opens without complaint, and only
+        its first write would fail): a row written and rolled back."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (-1, 'probe', '')")
+            finally:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            raise StartupError(f"the database {path} cannot be written ({exc}); check its permissions and its "
+                               f"disk") from None
 
     @staticmethod
     def _connect(path, create):
@@ -1015,13 +1032,24 @@ class SqliteStore:
 
 
 def translate_sqlite_error(exc, conflict=None):
-    """The one place sqlite3's errors become StatusThingError."""
+    """The one place sqlite3's errors become StatusThingError. Faults of the machine (a full disk, an I/O error,
+    a file that became read-only) are unavailable: the write is refused whole, reads go on, and writes work again
+    by themselves once the fault is gone."""
     if isinstance(exc, StatusThingError):
         return exc
     if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc) and conflict:
         return AlreadyExists(conflict)
-    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-        return Unavailable("the database is busy; try again")
+    name = getattr(exc, "sqlite_errorname", "")
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return Unavailable("the database is busy; try again", retry_after_s=1)
+    if name.startswith("SQLITE_FULL"):
+        return Unavailable("the database's disk is full: nothing was written; writes work again once space is freed",
+                           retry_after_s=60)
+    if name.startswith("SQLITE_READONLY"):
+        return Unavailable("the database cannot be written (read-only): nothing was written", retry_after_s=60)
+    if name.startswith("SQLITE_IOERR"):
+        return Unavailable("the database could not be written (an I/O error): nothing was written; try again",
+                           retry_after_s=10)
     return Internal("storage error")
 
 
@@ -3544,8 +3572,20 @@ def _password_command(program, db_path):
     return shlex.join([*launcher, "user", "passwd", DEFAULT_ADMIN[0], "--db", os.path.abspath(db_path)])
 
 
+def _prepare_process():
+    """What a long-running server asks of its process: descriptors for --max-connections connections (the soft
+    limit is often 1,024; raised to the hard limit), and no death by SIGXFSZ when a file-size limit is reached
+    (the write fails with an I/O error instead, answered as unavailable)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
 def serve(config, program):
     """Run the server until SIGINT or SIGTERM; return the exit code."""
+    _prepare_process()
     app = App(config)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
