@@ -168,6 +168,7 @@ def test_idle_connections_are_closed(start_server):
                                                  b"Content-Length: %d\r\n\r\n%s" % (LIST.encode(), len(body), body),
         "a body that never arrives": b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                                      b"Content-Length: 100\r\n\r\n{" % LIST.encode(),
+        "the HTTP/2 preface, then nothing": b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
     }
     results = {}
 
@@ -186,6 +187,8 @@ def test_idle_connections_are_closed(start_server):
         thread.start()
     for thread in threads:
         thread.join()
+    http2 = results.pop("the HTTP/2 preface, then nothing")
+    assert http2[0] < 3  # gRPC's GOAWAY for an idle connection may come before the relay's own idle limit
     assert all(0.9 < elapsed < 3 for elapsed, _ in results.values()), results
     assert results["never says anything"][1] == b""
     assert results["stops mid-line"][1].startswith(b"HTTP/1.1 408 ")  # it stopped before its request line ended
@@ -193,3 +196,32 @@ def test_idle_connections_are_closed(start_server):
     answer = results["a body that never arrives"][1]
     assert answer.startswith(b"HTTP/1.1 408") and b"Connection: close" in answer
     assert server.post(LIST, "{}")[0] == 200
+
+
+def test_hundreds_of_grpc_connections_at_once(start_server):
+    # Each relayed gRPC connection takes three descriptors in the server, so 400 of them are well past the 1,024
+    # that select() could watch (and past a default soft limit, which the server raises).
+    import resource
+
+    import grpc
+    import statusthing_pb2 as pb
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+    server = start_server("--max-connections-per-client", "1000")
+    channels = [grpc.insecure_channel(server.address, options=[("grpc.use_local_subchannel_pool", 1)])
+                for _ in range(400)]
+    try:
+        calls = [channel.unary_unary("/statusthing.v1.StatusService/ListStatus",
+                                     request_serializer=pb.ListStatusRequest.SerializeToString,
+                                     response_deserializer=pb.ListStatusResponse.FromString).future(
+            pb.ListStatusRequest(), timeout=30) for channel in channels]
+        assert all(len(call.result().statuses) == 3 for call in calls)
+        # ... and all 400 stay open at once: a second call on each goes over the same connections.
+        assert all(len(channel.unary_unary("/statusthing.v1.StatusService/ListStatus",
+                                           request_serializer=pb.ListStatusRequest.SerializeToString,
+                                           response_deserializer=pb.ListStatusResponse.FromString)(
+            pb.ListStatusRequest(), timeout=30).statuses) == 3 for channel in channels)
+    finally:
+        for channel in channels:
+            channel.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
