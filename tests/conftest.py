@@ -53,6 +53,11 @@ SERVICE_OF = {method.name: service.name for service in pb.SERVICES_DESCRIPTOR.se
               for method in service.methods}
 
 
+def rpc_path(rpc):
+    """``"GetItem"`` -> ``"/statusthing.v1.ItemsService/GetItem"``."""
+    return f"/statusthing.v1.{SERVICE_OF[rpc]}/{rpc}"
+
+
 def child_env(extra=None, cwd=ROOT):
     """The environment for a statusthing process: this one's, without any STATUSTHING_* setting of the shell that
     runs the tests, plus ``extra``; the module is found in the repository whatever the working directory."""
@@ -194,11 +199,13 @@ def server(start_server):
 
 @pytest.fixture(scope="module")
 def shared_server(tmp_path_factory):
-    """One server for a module whose tests each make their own uniquely named data."""
+    """One server for a module whose tests each make their own uniquely named data; whatever they did, nothing
+    may have reached its stderr as a traceback."""
     tmp = tmp_path_factory.mktemp("shared")
     server = Server(tmp / "st.db", tmp / "server.log")
     yield server
     server.stop()
+    assert "Traceback" not in server.proc.stderr.read().decode()
 
 
 class RpcFailure(Exception):
@@ -216,7 +223,7 @@ class ConnectJsonClient:
         self.server, self.conn, self.auth = server, server.http(), auth
 
     def call(self, rpc, request):
-        path = f"/statusthing.v1.{SERVICE_OF[rpc]}/{rpc}"
+        path = rpc_path(rpc)
         status, headers, body = self.server.post(path, json_format.MessageToJson(request), conn=self.conn,
                                                  auth=self.auth)
         if status != 200:
@@ -239,7 +246,7 @@ class ConnectProtoClient(ConnectJsonClient):
     name = "connect_proto"
 
     def call(self, rpc, request):
-        path = f"/statusthing.v1.{SERVICE_OF[rpc]}/{rpc}"
+        path = rpc_path(rpc)
         status, headers, body = self.server.post(path, request.SerializeToString(), "application/proto",
                                                  conn=self.conn, auth=self.auth)
         if status != 200:
@@ -256,7 +263,7 @@ class GrpcClient:
         self.metadata = (("authorization", auth),) if auth else ()
 
     def call(self, rpc, request):
-        path = f"/statusthing.v1.{SERVICE_OF[rpc]}/{rpc}"
+        path = rpc_path(rpc)
         stub = self.channel.unary_unary(path, request_serializer=type(request).SerializeToString,
                                         response_deserializer=getattr(pb, f"{rpc}Response").FromString)
         try:

@@ -14,7 +14,7 @@ import pytest
 from google.protobuf.descriptor import FieldDescriptor
 
 import statusthing_pb2 as pb
-from conftest import ADMIN_AUTH, SERVICE_OF, Server
+from conftest import ADMIN_AUTH, SERVICE_OF, rpc_path as path
 
 LIST = "/statusthing.v1.ItemsService/ListItems"
 ADD = "/statusthing.v1.ItemsService/AddItem"
@@ -26,17 +26,9 @@ CLIENT_GRPC_CODES = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.
                      grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.UNIMPLEMENTED}
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("bad")
-    server = Server(folder / "st.db", folder / "server.log")
-    yield server
-    server.stop()
-    assert "Traceback" not in server.proc.stderr.read().decode()
-
-
-def path(rpc):
-    return f"/statusthing.v1.{SERVICE_OF[rpc]}/{rpc}"
+@pytest.fixture
+def server(shared_server):
+    return shared_server
 
 
 def item_count(server):

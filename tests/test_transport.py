@@ -272,7 +272,7 @@ MALFORMED = {
     "two hosts": (raw(RPC_HEAD + ["Host: y", "Content-Length: 2"], b"{}"), 400),
     "http/2.0 line": (raw([f"POST {LIST} HTTP/2.0", "Host: x", "Content-Length: 2"], b"{}"), 400),
     "http/0.9": (b"GET /\r\n\r\n", 400),
-    "two spaces": (raw([f"GET  / HTTP/1.1", "Host: x"]), 400),
+    "two spaces": (raw(["GET  / HTTP/1.1", "Host: x"]), 400),
     "bad method token": (raw(["GE(T / HTTP/1.1", "Host: x"]), 400),
     "tls client hello": (bytes.fromhex("160301020001") + b"\x03\x03" + bytes(range(32)) + b"\r\n\r\n", 400),
     "connect": (raw(["CONNECT example.com:443 HTTP/1.1", "Host: example.com:443"]), 405),
@@ -304,7 +304,7 @@ def test_tolerated_forms(shared_server):
     # An empty line before the request line is skipped (RFC 9112 §2.2); absolute-form targets are served.
     answer = raw_exchange(shared_server, b"\r\n" + raw(RPC_HEAD + ["Content-Length: 2", "Connection: close"], b"{}"))
     assert answer.startswith(b"HTTP/1.1 200 ")
-    answer = raw_exchange(shared_server, raw([f"GET http://x/ HTTP/1.1", "Host: x", "Connection: close"]))
+    answer = raw_exchange(shared_server, raw(["GET http://x/ HTTP/1.1", "Host: x", "Connection: close"]))
     assert answer.startswith(b"HTTP/1.1 200 ")
     answer = raw_exchange(shared_server, raw(["GET / HTTP/1.7", "Host: x", "Connection: close"]))
     assert answer.startswith(b"HTTP/1.1 200 ")  # a later 1.x minor version is read as 1.1
