@@ -40,6 +40,7 @@ if __name__ == "__main__":  # Ctrl-C while the imports below load (a fraction of
 
 import argparse
 import base64
+import collections
 import contextlib
 import dataclasses
 import datetime
@@ -104,6 +105,7 @@ DEFAULT_STATUSES = (
 )
 
 MAX_REQUEST_BYTES = 1 << 20  # request bodies (after decompression) and gRPC messages
+MAX_ANSWER_BYTES = (4 << 20) - (64 << 10)  # under the 4 MiB a gRPC client takes by default, with room for framing
 MAX_JSON_DEPTH = 32  # our messages nest three levels; anything much deeper is an attack on the parser
 
 # Reading HTTP requests: limits (each refusal has its status: 414 request line, 431 headers and trailers) and
@@ -125,6 +127,9 @@ DEFAULT_MAX_CONNECTIONS_PER_CLIENT = 256  # an office behind one NAT address sta
 DEADLINE_CHECK_S = 1.0  # how often overdue request heads and bodies are looked for
 SHUTDOWN_GRACE_S = 5.0  # how long in-flight requests get to finish on SIGINT/SIGTERM
 SQLITE_BUSY_TIMEOUT_MS = 5000  # the command line may hold the write lock briefly while the server runs
+MAX_READERS = 8  # SQLite connections for reads (each read takes one for its transaction)
+ANSWER_CACHE_BYTES = 48 << 20  # kept whole answers (pages, RPC answers), least recently used dropped first
+PART_CACHE_BYTES = 48 << 20  # kept per-item parts of answers
 
 # Input limits: generous for a status page, small enough that one request cannot bloat every page view.
 MAX_NAME_CHARS = 200
@@ -133,6 +138,10 @@ MAX_NOTE_CHARS = 10000
 MAX_COLOR_CHARS = 32
 MAX_ID_CHARS = 64  # ids are made by the server (26 characters); a longer one names nothing
 MAX_FILTER_VALUES = 1000  # status_ids or kinds in one request (each becomes a query parameter)
+DEFAULT_PAGE_SIZE = 100  # notes in an item, notes in a page (contract: "Paging and bounded answers")
+MAX_PAGE_SIZE = 1000
+PURGE_BATCH = 2000  # notes of a deleted item deleted per transaction (a few milliseconds of the write lock)
+PURGE_CHECK_S = 60  # how often the janitor looks for purges another process queued
 
 # Accounts. scrypt's cost is recorded per user, so raising it later only affects passwords set from then on.
 DEFAULT_ADMIN = ("admin", "password")  # the original's default login, kept until an operator changes it
@@ -162,6 +171,7 @@ class Config:
     max_connections_per_client: int = DEFAULT_MAX_CONNECTIONS_PER_CLIENT
     idle_timeout_s: float = IDLE_TIMEOUT_S
     request_timeout_s: float = REQUEST_TIMEOUT_S
+    durability: str = "full"  # "full": every acknowledged write survives power loss; "normal": crashes only
     public_url: str = ""  # where people reach the server ("https://status.example.com"), "" when not said
     trusted_proxies: tuple = ()  # ipaddress networks whose forwarding headers name the client
 
@@ -391,6 +401,15 @@ def utc_iso(ns, timespec="milliseconds"):
 # backend implements the same two protocols. Only a backend sees its driver: it turns driver errors into
 # StatusThingError in one place (AlreadyExists for a taken name, Unavailable for a busy database, Internal else).
 
+class ItemVersion(typing.NamedTuple):
+    """What an item shows, as of when: any change to the item, its notes or its status moves one of these."""
+
+    revision: int
+    status_id: str | None
+    status_revision: int | None
+    notes_count: int
+
+
 @dataclasses.dataclass(frozen=True)
 class PasswordHash:
     """A salted scrypt hash and the cost it was made with (kept per user, so raising the cost later is safe)."""
@@ -467,15 +486,23 @@ class Transaction(typing.Protocol):
         """Remove the status (the service checks first that no item uses it)."""
 
     # items
-    def get_item(self, item_id: str, with_notes: bool = True) -> pb.Item | None:
-        """The item with its status (and its notes, newest first, when asked), or None."""
+    def get_item(self, item_id: str, notes_limit: int = 0) -> pb.Item | None:
+        """The item with its status and its newest ``notes_limit`` notes (newest first), or None."""
 
     def list_items(self, status_ids: typing.Sequence[str] = (), kinds: typing.Sequence[int] = (),
-                   with_notes: bool = False) -> list[pb.Item]:
-        """Items in creation order with any of ``status_ids`` and any of ``kinds`` (no filter when empty)."""
+                   notes_limit: int = 0) -> list[pb.Item]:
+        """Items in creation order with any of ``status_ids`` and any of ``kinds`` (no filter when empty), each
+        with its newest ``notes_limit`` notes."""
 
-    def items_with_latest_notes(self, notes_per_item: int) -> list[tuple[pb.Item, int]]:
-        """Every item with only its newest ``notes_per_item`` notes, and how many notes it has in all."""
+    def item_versions(self, status_ids: typing.Sequence[str] = (), kinds: typing.Sequence[int] = ()
+                      ) -> list[tuple[str, ItemVersion]]:
+        """[(item id, its ItemVersion)] in list_items' order and filters."""
+
+    def items_by_ids(self, item_ids: typing.Sequence[str], notes_limit: int = 0) -> list[pb.Item]:
+        """The items with these ids that exist, each with its newest ``notes_limit`` notes."""
+
+    def count_notes(self, item_id: str) -> int:
+        """How many notes the item has."""
 
     def insert_item(self, item_id: str, name: str, description: str, status_id: str, now_ns: int) -> None:
         """Add an item (``status_id`` "" for none); AlreadyExists when its name is taken (ignoring case)."""
@@ -486,15 +513,18 @@ class Transaction(typing.Protocol):
     def touch_item(self, item_id: str, now_ns: int) -> None:
         """Move the item's ``updated`` to now (its notes changed)."""
 
-    def delete_item(self, item_id: str) -> int:
-        """Remove the item and its notes; returns how many notes went with it."""
+    def delete_item(self, item_id: str, now_ns: int) -> int:
+        """Remove the item at once and queue its notes for purge_notes; returns how many notes it had."""
+
+    def purge_notes(self, limit: int) -> int:
+        """Delete up to ``limit`` notes of a deleted item; returns 0 when none are left to purge."""
 
     # notes
     def get_note(self, note_id: str) -> tuple[pb.Note | None, str | None]:
-        """The note and the id of its item, or (None, None)."""
+        """The note and the id of its item, or (None, None) (also for a note of a deleted item)."""
 
-    def list_notes(self, item_id: str) -> list[pb.Note]:
-        """The item's notes, newest first."""
+    def notes_page(self, item_id: str, limit: int, before_id: str = "") -> list[pb.Note]:
+        """Up to ``limit`` of the item's notes, newest first, older than the note ``before_id`` when given."""
 
     def insert_note(self, note_id: str, item_id: str, text: str, now_ns: int) -> None:
         """Add a note to an item."""
@@ -658,10 +688,46 @@ def _migration_accounts_and_audit(conn):
             changes    TEXT NOT NULL)""")
 
 
+def _migration_revisions_and_purges(conn):
+    # Revisions that move with every change of what an item shows (its row, its notes, its status), kept by
+    # triggers so that a hand edit or another process moves them too: kept per-item answers are looked up by them.
+    conn.execute("ALTER TABLE items ADD COLUMN revision INTEGER NOT NULL DEFAULT 0")
+    conn.execute("ALTER TABLE items ADD COLUMN notes_count INTEGER NOT NULL DEFAULT 0")
+    conn.execute("ALTER TABLE statuses ADD COLUMN revision INTEGER NOT NULL DEFAULT 0")
+    conn.execute("UPDATE items SET notes_count = (SELECT COUNT(*) FROM notes WHERE notes.item_id = items.id)")
+    # Notes lose their cascading foreign key: deleting an item with 100,000 notes held the write lock for the
+    # whole cascade. Its notes are now purged afterwards in small batches (purge_queue), hidden meanwhile.
+    conn.execute("""
+        CREATE TABLE notes_new (
+            id          TEXT PRIMARY KEY,
+            item_id     TEXT NOT NULL,
+            text        TEXT NOT NULL,
+            created_ns  INTEGER NOT NULL,
+            updated_ns  INTEGER NOT NULL)""")
+    conn.execute("INSERT INTO notes_new SELECT id, item_id, text, created_ns, updated_ns FROM notes")
+    conn.execute("DROP TABLE notes")
+    conn.execute("ALTER TABLE notes_new RENAME TO notes")
+    conn.execute("CREATE INDEX notes_by_item ON notes(item_id, id)")
+    conn.execute("CREATE TABLE purge_queue (item_id TEXT PRIMARY KEY, queued_ns INTEGER NOT NULL)")
+    for statement in (
+            """CREATE TRIGGER items_revision AFTER UPDATE ON items WHEN NEW.revision = OLD.revision
+               BEGIN UPDATE items SET revision = OLD.revision + 1 WHERE id = OLD.id; END""",
+            """CREATE TRIGGER statuses_revision AFTER UPDATE ON statuses WHEN NEW.revision = OLD.revision
+               BEGIN UPDATE statuses SET revision = OLD.revision + 1 WHERE id = OLD.id; END""",
+            """CREATE TRIGGER notes_added AFTER INSERT ON notes
+               BEGIN UPDATE items SET notes_count = notes_count + 1 WHERE id = NEW.item_id; END""",
+            """CREATE TRIGGER notes_changed AFTER UPDATE ON notes
+               BEGIN UPDATE items SET revision = revision + 1 WHERE id = NEW.item_id; END""",
+            """CREATE TRIGGER notes_removed AFTER DELETE ON notes
+               BEGIN UPDATE items SET notes_count = notes_count - 1 WHERE id = OLD.item_id; END"""):
+        conn.execute(statement)
+
+
 MIGRATIONS = (
     (1, "initial schema", _migration_initial_schema),
     (2, "default statuses", _migration_default_statuses),
     (3, "users, API tokens and the audit trail", _migration_accounts_and_audit),
+    (4, "revisions, note counts, and notes purged after their item", _migration_revisions_and_purges),
 )
 
 
@@ -711,6 +777,14 @@ def _status_from_row(row):
 
 def _note_from_row(row):
     return pb.Note(id=row[0], text=row[1], timestamps=timestamps(row[2], row[3]))
+
+
+def _item_from_row(row):
+    """An item from ``SqlTransaction._ITEM_COLUMNS`` (its status from the LEFT JOIN, when it has one)."""
+    item = pb.Item(id=row[0], name=row[1], description=row[2], timestamps=timestamps(row[3], row[4]))
+    if row[5] is not None:
+        item.status.CopyFrom(_status_from_row(row[5:]))
+    return item
 
 
 def _user_from_row(row):
@@ -774,46 +848,10 @@ class SqlTransaction:
 
     # -- items -----------------------------------------------------------------------------------------------
 
-    def _items(self, where, params, with_notes):
-        rows = self._run(
-            f"SELECT i.id, i.name, i.description, i.created_ns, i.updated_ns, {_STATUS_COLUMNS} "
-            f"FROM items i LEFT JOIN statuses s ON s.id = i.status_id {where} ORDER BY i.id", params).fetchall()
-        items = []
-        for row in rows:
-            item = pb.Item(id=row[0], name=row[1], description=row[2], timestamps=timestamps(row[3], row[4]))
-            if row[5] is not None:
-                item.status.CopyFrom(_status_from_row(row[5:]))
-            items.append(item)
-        if with_notes and items:
-            by_id = {item.id: item for item in items}
-            # One query for all notes, not one per item; ids sort by creation, so DESC is newest first.
-            note_where = "" if not where else f"WHERE item_id IN ({_placeholders(by_id)})"
-            note_params = () if not where else tuple(by_id)
-            for row in self._run(f"SELECT item_id, id, text, created_ns, updated_ns FROM notes {note_where} "
-                                 f"ORDER BY id DESC", note_params):
-                item = by_id.get(row[0])
-                if item is not None:
-                    item.notes.append(_note_from_row(row[1:]))
-        return items
+    _ITEM_COLUMNS = f"i.id, i.name, i.description, i.created_ns, i.updated_ns, {_STATUS_COLUMNS}"
 
-    def items_with_latest_notes(self, notes_per_item):
-        items = self._items("", (), with_notes=False)
-        by_id = {item.id: item for item in items}
-        totals = dict.fromkeys(by_id, 0)
-        for row in self._run(
-                "SELECT item_id, id, text, created_ns, updated_ns, total FROM ("
-                "  SELECT *, ROW_NUMBER() OVER (PARTITION BY item_id ORDER BY id DESC) AS newest,"
-                "         COUNT(*) OVER (PARTITION BY item_id) AS total FROM notes) AS numbered"
-                " WHERE newest <= ? ORDER BY item_id, newest", (notes_per_item,)):
-            by_id[row[0]].notes.append(_note_from_row(row[1:5]))
-            totals[row[0]] = row[5]
-        return [(item, totals[item.id]) for item in items]
-
-    def get_item(self, item_id, with_notes=True):
-        items = self._items("WHERE i.id = ?", (item_id,), with_notes)
-        return items[0] if items else None
-
-    def list_items(self, status_ids=(), kinds=(), with_notes=False):
+    @staticmethod
+    def _filters(status_ids, kinds):
         clauses, params = [], []
         if status_ids:
             clauses.append(f"i.status_id IN ({_placeholders(status_ids)})")
@@ -821,8 +859,59 @@ class SqlTransaction:
         if kinds:
             clauses.append(f"s.kind IN ({_placeholders(kinds)})")
             params.extend(kinds)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        return self._items(where, tuple(params), with_notes)
+        return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params
+
+    def _items(self, where, params):
+        return [_item_from_row(row) for row in self._run(
+            f"SELECT {self._ITEM_COLUMNS} FROM items i LEFT JOIN statuses s ON s.id = i.status_id {where} "
+            f"ORDER BY i.id", params)]
+
+    def _attach_newest_notes(self, items, limit):
+        """Each item's newest ``limit`` notes, read through the (item_id, id) index, however many it has."""
+        if not items or limit <= 0:
+            return items
+        by_id = {item.id: item for item in items}
+        if len(items) <= 64:
+            for item in items:
+                item.notes.extend(_note_from_row(row) for row in self._run(
+                    "SELECT id, text, created_ns, updated_ns FROM notes WHERE item_id = ? ORDER BY id DESC LIMIT ?",
+                    (item.id, limit)))
+            return items
+        ids = list(by_id)
+        for start in range(0, len(ids), 500):  # many items: one windowed query per 500 of them
+            chunk = ids[start:start + 500]
+            for row in self._run(
+                    "SELECT item_id, id, text, created_ns, updated_ns FROM ("
+                    "  SELECT *, ROW_NUMBER() OVER (PARTITION BY item_id ORDER BY id DESC) AS newest FROM notes"
+                    f"  WHERE item_id IN ({_placeholders(chunk)})) AS numbered"
+                    " WHERE newest <= ? ORDER BY item_id, newest", (*chunk, limit)):
+                by_id[row[0]].notes.append(_note_from_row(row[1:]))
+        return items
+
+    def get_item(self, item_id, notes_limit=0):
+        items = self._attach_newest_notes(self._items("WHERE i.id = ?", (item_id,)), notes_limit)
+        return items[0] if items else None
+
+    def list_items(self, status_ids=(), kinds=(), notes_limit=0):
+        where, params = self._filters(status_ids, kinds)
+        return self._attach_newest_notes(self._items(where, tuple(params)), notes_limit)
+
+    def item_versions(self, status_ids=(), kinds=()):
+        where, params = self._filters(status_ids, kinds)
+        return [(row[0], ItemVersion(*row[1:])) for row in self._run(
+            "SELECT i.id, i.revision, i.status_id, s.revision, i.notes_count FROM items i "
+            f"LEFT JOIN statuses s ON s.id = i.status_id {where} ORDER BY i.id", tuple(params))]
+
+    def items_by_ids(self, item_ids, notes_limit=0):
+        items = []
+        for start in range(0, len(item_ids), 500):
+            chunk = item_ids[start:start + 500]
+            items += self._items(f"WHERE i.id IN ({_placeholders(chunk)})", tuple(chunk))
+        return self._attach_newest_notes(items, notes_limit)
+
+    def count_notes(self, item_id):
+        row = self._run("SELECT notes_count FROM items WHERE id = ?", (item_id,)).fetchone()
+        return row[0] if row else 0
 
     def insert_item(self, item_id, name, description, status_id, now_ns):
         self._run("INSERT INTO items (id, name, description, status_id, created_ns, updated_ns) VALUES (?,?,?,?,?,?)",
@@ -835,21 +924,36 @@ class SqlTransaction:
     def touch_item(self, item_id, now_ns):
         self._run("UPDATE items SET updated_ns = ? WHERE id = ?", (now_ns, item_id))
 
-    def delete_item(self, item_id):
-        notes = self._run("SELECT COUNT(*) FROM notes WHERE item_id = ?", (item_id,)).fetchone()[0]
-        self._run("DELETE FROM items WHERE id = ?", (item_id,))  # its notes go with it (ON DELETE CASCADE)
+    def delete_item(self, item_id, now_ns):
+        notes = self.count_notes(item_id)
+        self._run("DELETE FROM items WHERE id = ?", (item_id,))
+        if notes:  # its notes are purged afterwards, a batch at a time (purge_notes); unreachable meanwhile
+            self._run("INSERT INTO purge_queue (item_id, queued_ns) VALUES (?, ?) ON CONFLICT (item_id) DO NOTHING",
+                      (item_id, now_ns))
         return notes
+
+    def purge_notes(self, limit):
+        row = self._run("SELECT item_id FROM purge_queue ORDER BY queued_ns LIMIT 1").fetchone()
+        if row is None:
+            return 0
+        deleted = self._run("DELETE FROM notes WHERE id IN (SELECT id FROM notes WHERE item_id = ? LIMIT ?)",
+                            (row[0], limit)).rowcount
+        if deleted < limit:
+            self._run("DELETE FROM purge_queue WHERE item_id = ?", (row[0],))
+        return max(deleted, 1)
 
     # -- notes -----------------------------------------------------------------------------------------------
 
     def get_note(self, note_id):
-        row = self._run("SELECT id, text, created_ns, updated_ns, item_id FROM notes WHERE id = ?",
-                        (note_id,)).fetchone()
+        row = self._run("SELECT n.id, n.text, n.created_ns, n.updated_ns, n.item_id FROM notes n "
+                        "JOIN items i ON i.id = n.item_id WHERE n.id = ?", (note_id,)).fetchone()
         return (_note_from_row(row), row[4]) if row else (None, None)
 
-    def list_notes(self, item_id):
+    def notes_page(self, item_id, limit, before_id=""):
+        older = " AND id < ?" if before_id else ""
         return [_note_from_row(row) for row in self._run(
-            "SELECT id, text, created_ns, updated_ns FROM notes WHERE item_id = ? ORDER BY id DESC", (item_id,))]
+            f"SELECT id, text, created_ns, updated_ns FROM notes WHERE item_id = ?{older} ORDER BY id DESC LIMIT ?",
+            (item_id, *([before_id] if before_id else []), limit))]
 
     def insert_note(self, note_id, item_id, text, now_ns):
         self._run("INSERT INTO notes (id, item_id, text, created_ns, updated_ns) VALUES (?,?,?,?,?)",
@@ -860,6 +964,7 @@ class SqlTransaction:
 
     def delete_note(self, note_id):
         self._run("DELETE FROM notes WHERE id = ?", (note_id,))
+
 
     # -- accounts --------------------------------------------------------------------------------------------
 
@@ -927,18 +1032,24 @@ class SqlTransaction:
 class SqliteStore:
     """The Store protocol on one SQLite file (or ``:memory:``), through the standard library's sqlite3.
 
-    The HTTP and gRPC threads share one connection; a lock serializes them, and WAL lets the command line (or
-    another process) read while the server writes. A second connection only watches: its ``PRAGMA data_version``
+    Writes share one connection, serialized by a lock. Reads take a connection of their own from a small pool: in
+    WAL mode they see a consistent snapshot without waiting for the writer, and a slow read never holds the lock
+    a write needs. (In memory there is one connection for everything.) One more connection only watches: its
+    ``PRAGMA data_version``
     moves whenever any other connection commits a change (this process's, the command line's, another server's,
     a hand edit's), so it is the generation itself, read in a few microseconds without the main lock. Writes that
     change nothing leave it alone; writes of accounts move it too (at most once a minute per user: harmless).
     """
 
-    def __init__(self, path, create=True):
+    def __init__(self, path, create=True, durability="full"):
         self.path = path
         conn = None
         try:
             conn = self._connect(path, create)
+            # FULL: a write is acknowledged only once the WAL is synced, so it survives power loss (measured: about a
+            # tenth of a millisecond a commit here). NORMAL syncs only at checkpoints: a crash of this process loses
+            # nothing, power loss may lose the last writes.
+            conn.execute(f"PRAGMA synchronous = {'FULL' if durability == 'full' else 'NORMAL'}")
             self.schema_version = migrate(conn)
             if create:  # (the server; the commands only read, or report a failed write as it happens)
                 self._probe_writing(conn, path)
@@ -952,6 +1063,9 @@ class SqliteStore:
         self._conn = conn
         self._lock = threading.Lock()
         self._watch_lock = threading.Lock()
+        self._readers = queue.SimpleQueue()  # idle reader connections
+        self._reader_count = 0
+        self._reader_lock = threading.Lock()
         self._generation = 0  # in memory, where nothing else can write: moved by write() itself
 
     @staticmethod
@@ -981,7 +1095,6 @@ class SqliteStore:
         conn = sqlite3.connect(target, uri=not create, isolation_level=None, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across crashes of this process
         conn.execute("PRAGMA foreign_keys = ON")
         return conn
 
@@ -991,6 +1104,10 @@ class SqliteStore:
         if self._watcher is not None:
             with self._watch_lock:
                 self._watcher.close()
+        with self._reader_lock:
+            while self._reader_count:
+                self._readers.get().close()  # (waits for a read in progress to hand its connection back)
+                self._reader_count -= 1
 
     @contextlib.contextmanager
     def _transaction(self, begin):
@@ -1010,8 +1127,38 @@ class SqliteStore:
                     raise translate_sqlite_error(exc) from exc
                 raise
 
+    @contextlib.contextmanager
     def read(self):
-        return self._transaction("BEGIN")
+        if self._watcher is None:  # in memory: the one connection
+            with self._transaction("BEGIN") as tx:
+                yield tx
+            return
+        conn = self._take_reader()
+        try:
+            conn.execute("BEGIN")
+            try:
+                yield SqlTransaction(conn, translate_sqlite_error)
+            finally:
+                conn.execute("ROLLBACK")  # (a read changes nothing; this ends the snapshot)
+        except sqlite3.Error as exc:
+            raise translate_sqlite_error(exc) from exc
+        finally:
+            self._readers.put(conn)
+
+    def _take_reader(self):
+        with contextlib.suppress(queue.Empty):
+            return self._readers.get_nowait()
+        with self._reader_lock:
+            if self._reader_count < MAX_READERS:
+                self._reader_count += 1
+                try:
+                    conn = self._connect(self.path, create=False)
+                    conn.execute("PRAGMA query_only = ON")
+                    return conn
+                except (sqlite3.Error, StartupError) as exc:
+                    self._reader_count -= 1
+                    raise Unavailable(f"cannot open another connection to the database: {exc}") from None
+        return self._readers.get()  # all in use: wait for one
 
     @contextlib.contextmanager
     def write(self, changes_data=True):
@@ -1053,9 +1200,9 @@ def translate_sqlite_error(exc, conflict=None):
     return Internal("storage error")
 
 
-def open_store(path, create=True):
+def open_store(path, create=True, durability="full"):
     """The Store for ``--db``: a SQLite file (created when missing, unless ``create`` is False) or ``:memory:``."""
-    return SqliteStore(path, create)
+    return SqliteStore(path, create, durability)
 
 
 # ==================================================================================================================
@@ -1124,6 +1271,31 @@ def _valid_kind(kind):
     return kind
 
 
+def page_size(value, field):
+    """A page_size or notes_limit as asked: 0 means DEFAULT_PAGE_SIZE; negative or past MAX_PAGE_SIZE is refused."""
+    if not 0 <= value <= MAX_PAGE_SIZE:
+        raise InvalidArgument(f"{field} must be from 1 to {MAX_PAGE_SIZE} (0 or unset: {DEFAULT_PAGE_SIZE})")
+    return value or DEFAULT_PAGE_SIZE
+
+
+def make_page_token(kind, after):
+    """An opaque page token: where the next page of ``kind`` starts."""
+    return base64.urlsafe_b64encode(f"{kind}:{after}".encode()).decode().rstrip("=")
+
+
+def read_page_token(token, kind):
+    """The position a token of ``kind`` names ("" for no token); InvalidArgument for one this server did not give."""
+    if not token:
+        return ""
+    try:
+        prefix, _, after = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        prefix, after = "", ""
+    if prefix != kind or not after or len(after) > MAX_ID_CHARS:
+        raise InvalidArgument("page_token is not one this server gave for this list")
+    return after
+
+
 def _kinds_filter(kinds):
     if len(kinds) > MAX_FILTER_VALUES:
         raise InvalidArgument(f"kinds: at most {MAX_FILTER_VALUES} values")
@@ -1139,6 +1311,8 @@ class StatusThingService:
 
     def __init__(self, store):
         self._store = store
+        self.purges_waiting = threading.Event()  # set when a deleted item left notes to purge
+        self.on_item_deleted = []  # callables(item id), called after a deletion commits (kept answers forget it)
 
     @staticmethod
     def _audit(tx, actor, rpc, target_id, changes):
@@ -1218,21 +1392,46 @@ class StatusThingService:
 
     # -- items -----------------------------------------------------------------------------------------------
 
-    def get_item(self, item_id):
-        """The item with its status and all its notes, newest first."""
+    def get_item(self, item_id, notes_limit=0):
+        """The item with its status and its newest notes, newest first (``notes_limit``; 0: the default 100)."""
         _required_id(item_id, "item_id")
+        limit = page_size(notes_limit, "notes_limit")
         with self._store.read() as tx:
-            return self._existing_item(tx, item_id, with_notes=True)
+            return self._existing_item(tx, item_id, notes_limit=limit)
 
-    def list_items(self, status_ids=(), kinds=(), extended=False):
-        """Items in creation order; an item must match every filter given; notes only when ``extended``."""
+    def list_items(self, status_ids=(), kinds=(), extended=False, notes_limit=0):
+        """Items in creation order; an item must match every filter given; its newest notes when ``extended``."""
+        filters = self.item_filters(status_ids, kinds)
+        limit = page_size(notes_limit, "notes_limit") if extended else 0
         with self._store.read() as tx:
-            return tx.list_items(_ids_filter(status_ids, "status_ids"), _kinds_filter(kinds), with_notes=extended)
+            return tx.list_items(*filters, notes_limit=limit)
 
-    def status_page_items(self, notes_per_item):
-        """Every item with its newest notes (at most ``notes_per_item``) and its number of notes."""
+    @staticmethod
+    def item_filters(status_ids=(), kinds=()):
+        """ListItems' filters, checked: (status_ids, kinds)."""
+        return _ids_filter(status_ids, "status_ids"), _kinds_filter(kinds)
+
+    def item_page(self, item_id, before, size):
+        """(The item with one page of its notes, newest first and older than the note ``before`` when given; how
+        many notes it has; the id that starts the next page, or "" on the last)."""
+        _required_id(item_id, "item_id")
+        if before:
+            _required_id(before, "before")
         with self._store.read() as tx:
-            return tx.items_with_latest_notes(notes_per_item)
+            item = self._existing_item(tx, item_id)
+            notes = tx.notes_page(item_id, size + 1, before)
+            total = tx.count_notes(item_id)
+        item.notes.extend(notes[:size])
+        return item, total, notes[size - 1].id if len(notes) > size else ""
+
+    def changed_items(self, filters, notes_limit, kept):
+        """One consistent read for answers built from per-item parts: [(item id, ItemVersion)] of the items
+        ListItems lists with ``filters`` (from item_filters), and {item id: item with its newest ``notes_limit``
+        notes} for those whose part ``kept(item_id, version)`` says is not kept already."""
+        with self._store.read() as tx:
+            versions = tx.item_versions(*filters)
+            missing = [item_id for item_id, version in versions if not kept(item_id, version)]
+            return versions, {item.id: item for item in tx.items_by_ids(missing, notes_limit)} if missing else {}
 
     def add_item(self, actor, name, description="", initial_status_id="", initial_status=None,
                  initial_note_text=""):
@@ -1258,7 +1457,7 @@ class StatusThingService:
             self._audit(tx, actor, "AddItem", item_id, {
                 k: [None, v] for k, v in (("name", name), ("description", description), ("status_id", status_id),
                                           ("initial_note_text", note_text)) if v})
-            return tx.get_item(item_id)
+            return tx.get_item(item_id, notes_limit=DEFAULT_PAGE_SIZE)
 
     def update_item(self, actor, item_id, name="", description=None, status_id=""):
         """Change the fields given: a non-empty name, a description that is not None, a non-empty status_id."""
@@ -1269,7 +1468,7 @@ class StatusThingService:
         if description is not None:
             changes["description"] = _clean_text(description, "description", MAX_DESCRIPTION_CHARS)
         with self._store.write() as tx:
-            current = self._existing_item(tx, item_id, with_notes=False)
+            current = self._existing_item(tx, item_id)
             if status_id:
                 changes["status_id"] = self._existing_status(tx, status_id).id
             current_values = {"name": current.name, "description": current.description,
@@ -1281,18 +1480,32 @@ class StatusThingService:
                             {k: [current_values[k], v] for k, v in changes.items()})
 
     def delete_item(self, actor, item_id):
-        """Delete the item and its notes."""
+        """Delete the item; its notes are gone for readers at once, and purged from the database afterwards."""
         _required_id(item_id, "item_id")
         with self._store.write() as tx:
-            item = self._existing_item(tx, item_id, with_notes=False)
-            notes = tx.delete_item(item_id)
+            item = self._existing_item(tx, item_id)
+            notes = tx.delete_item(item_id, CLOCK.now_ns())
             self._audit(tx, actor, "DeleteItem", item_id, {
                 "name": [item.name, None], "description": [item.description, None],
                 "status_id": [item.status.id, None], "notes": [notes, None]})
+        if notes:
+            self.purges_waiting.set()
+        for forget in self.on_item_deleted:
+            forget(item_id)
+
+    def purge_deleted_notes(self, batch=PURGE_BATCH):
+        """Delete the notes of deleted items, ``batch`` rows per transaction so that writes in between never
+        wait long; returns how many batches it took."""
+        batches = 0
+        while True:
+            with self._store.write(changes_data=False) as tx:
+                if not tx.purge_notes(batch):
+                    return batches
+            batches += 1
 
     @staticmethod
-    def _existing_item(tx, item_id, with_notes):
-        item = tx.get_item(_required_id(item_id, "item_id"), with_notes=with_notes)
+    def _existing_item(tx, item_id, notes_limit=0):
+        item = tx.get_item(_required_id(item_id, "item_id"), notes_limit=notes_limit)
         if item is None:
             raise NotFound(f"item {item_id} not found")
         return item
@@ -1305,18 +1518,21 @@ class StatusThingService:
         with self._store.read() as tx:
             return self._existing_note(tx, note_id)[0]
 
-    def list_notes(self, item_id):
-        """The item's notes, newest first."""
+    def list_notes(self, item_id, size=0, token=""):
+        """(A page of the item's notes, newest first; the token of the next page, "" on the last)."""
         _required_id(item_id, "item_id")
+        size, before = page_size(size, "page_size"), read_page_token(token, "notes")
         with self._store.read() as tx:
-            self._existing_item(tx, item_id, with_notes=False)
-            return tx.list_notes(item_id)
+            self._existing_item(tx, item_id)
+            notes = tx.notes_page(item_id, size + 1, before)
+        more = len(notes) > size
+        return notes[:size], make_page_token("notes", notes[size - 1].id) if more else ""
 
     def add_note(self, actor, item_id, text):
         _required_id(item_id, "item_id")
         text = self._clean_note(text)
         with self._store.write() as tx:
-            self._existing_item(tx, item_id, with_notes=False)
+            self._existing_item(tx, item_id)
             note_id, now = IDS.new(), CLOCK.now_ns()
             tx.insert_note(note_id, item_id, text, now)
             tx.touch_item(item_id, now)
@@ -1702,9 +1918,9 @@ def _optional(request, field):
 
 
 BINDINGS = {  # rpc name -> (service, request, actor) -> response; reads ignore the actor
-    "GetItem": lambda svc, r, actor: pb.GetItemResponse(item=svc.get_item(r.item_id)),
+    "GetItem": lambda svc, r, actor: pb.GetItemResponse(item=svc.get_item(r.item_id, r.notes_limit)),
     "ListItems": lambda svc, r, actor: pb.ListItemsResponse(
-        items=svc.list_items(r.status_ids, r.kinds, r.extended)),
+        items=svc.list_items(r.status_ids, r.kinds, r.extended, r.notes_limit)),
     "AddItem": lambda svc, r, actor: pb.AddItemResponse(item=svc.add_item(
         actor, r.name, r.description, r.initial_status_id,
         r.initial_status if r.HasField("initial_status") else None, r.initial_note_text)),
@@ -1720,7 +1936,8 @@ BINDINGS = {  # rpc name -> (service, request, actor) -> response; reads ignore 
         or pb.UpdateStatusResponse(),
     "DeleteStatus": lambda svc, r, actor: svc.delete_status(actor, r.status_id) or pb.DeleteStatusResponse(),
     "GetNote": lambda svc, r, actor: pb.GetNoteResponse(note=svc.get_note(r.note_id)),
-    "ListNotes": lambda svc, r, actor: pb.ListNotesResponse(notes=svc.list_notes(r.item_id)),
+    "ListNotes": lambda svc, r, actor: pb.ListNotesResponse(
+        **dict(zip(("notes", "next_page_token"), svc.list_notes(r.item_id, r.page_size, r.page_token)))),
     "AddNote": lambda svc, r, actor: pb.AddNoteResponse(note=svc.add_note(actor, r.item_id, r.note_text)),
     "UpdateNote": lambda svc, r, actor: svc.update_note(actor, r.note_id, r.note_text) or pb.UpdateNoteResponse(),
     "DeleteNote": lambda svc, r, actor: svc.delete_note(actor, r.note_id) or pb.DeleteNoteResponse(),
@@ -1753,6 +1970,23 @@ def _build_methods():
 
 
 METHODS = _build_methods()
+
+# Reads whose answers are assembled from kept per-item parts rather than encoded whole:
+# rpc name -> (ItemAnswers, request, wire) -> answer bytes.
+ASSEMBLED = {"ListItems": lambda answers, request, wire: answers.list_items(request, wire)}
+
+
+def run_rpc(app, method, request, actor, wire):
+    """One RPC's answer as ``wire`` (JSON or PROTO) bytes, for Connect and gRPC alike. An answer past
+    MAX_ANSWER_BYTES is refused with resource_exhausted rather than sent: default gRPC clients cannot take it."""
+    assemble = ASSEMBLED.get(method.name)
+    payload = (assemble(app.item_answers, request, wire) if assemble
+               else encode(wire, method.call(app.service, request, actor)))
+    if len(payload) > MAX_ANSWER_BYTES:
+        raise ResourceExhausted(f"the answer would be {len(payload) / 2 ** 20:.1f} MiB, more than the "
+                                f"{MAX_ANSWER_BYTES / 2 ** 20:.1f} MiB limit of an answer; ask for less (filters, "
+                                f"notes_limit, page_size)")
+    return payload
 
 
 # ==================================================================================================================
@@ -1793,14 +2027,13 @@ class AnswerCache:
     write), one computes the answer and the others wait for it: computing it 32 times over, one after another
     behind the store's lock, would make the last of them wait for all the others.
 
-    The cache is bounded in entries and in bytes, so that clients varying their requests cannot fill memory with
-    copies of a large answer: when full it starts over, which is cheap for a status page, where few distinct
-    reads are hot.
+    The cache is bounded in entries and in the bytes it holds, so that clients varying their requests cannot fill
+    memory with copies of a large answer: the least recently used answers go first.
     """
 
-    def __init__(self, generation, max_entries=1024, max_bytes=64 << 20):
+    def __init__(self, generation, max_entries=4096, max_bytes=ANSWER_CACHE_BYTES):
         self._generation = generation
-        self._entries = {}  # key -> _Kept
+        self._entries = collections.OrderedDict()  # key -> _Kept, least recently used first
         self._bytes = 0
         self._computing = {}  # key -> Event set when the thread computing it is done
         self._lock = threading.Lock()
@@ -1816,6 +2049,8 @@ class AnswerCache:
             kept = self._entries.get(key)
             if kept is not None and kept.generation == generation and (
                     kept.until_ns == math.inf or CLOCK.wall_ns() < kept.until_ns):
+                with contextlib.suppress(KeyError):  # (evicted meanwhile: it is still the answer)
+                    self._entries.move_to_end(key)
                 return kept.answer
             with self._lock:
                 done = self._computing.get(key)
@@ -1845,13 +2080,90 @@ class AnswerCache:
 
     def _keep(self, key, kept):
         with self._lock:
-            replaced = self._entries.get(key)
+            replaced = self._entries.pop(key, None)
             if replaced is not None:
                 self._bytes -= replaced.cost
-            if len(self._entries) >= self._max_entries or self._bytes + kept.cost > self._max_bytes:
-                self._entries, self._bytes = {}, 0
             self._entries[key] = kept
             self._bytes += kept.cost
+            while (len(self._entries) > self._max_entries or self._bytes > self._max_bytes) and len(self._entries) > 1:
+                self._bytes -= self._entries.popitem(last=False)[1].cost
+
+    def forget_mentions(self, text):
+        """Drop the answers whose key names ``text`` (a deleted item's id): they can never be asked for again."""
+        needle = text.encode()
+        with self._lock:
+            for key in [key for key in self._entries if any(
+                    (needle in part) if isinstance(part, bytes) else (part == text) for part in key)]:
+                self._bytes -= self._entries.pop(key).cost
+
+
+class ItemAnswers:
+    """Answers about many items — ListItems (JSON, binary) and the front page — assembled from parts encoded one
+    item at a time, each kept while its item's version is the same: after one item of 10,000 changes, one part is
+    encoded again. The parts are read and encoded outside any lock the writers need; the cache of parts is bounded
+    in bytes (least recently used go first)."""
+
+    def __init__(self, service, max_bytes=PART_CACHE_BYTES):
+        self._service = service
+        self._parts = collections.OrderedDict()  # (form, item id) -> (ItemVersion, part, cost)
+        self._bytes = 0
+        self._max_bytes = max_bytes
+        self._lock = threading.Lock()
+
+    def parts(self, form, filters, notes_limit, encode, cost=len):
+        """The part of each listed item in ``form``, in list order: kept ones as they are, the others made by
+        ``encode(item, version)`` from the item with its newest ``notes_limit`` notes."""
+        reused = {}
+
+        def kept(item_id, version):
+            found = self._parts.get((form, item_id))
+            if found is not None and found[0] == version:
+                reused[item_id] = found[1]
+                return True
+            return False
+
+        versions, items = self._service.changed_items(filters, notes_limit, kept)
+        fresh = {item_id: encode(item, version) for item_id, (item, version) in
+                 ((item_id, (items[item_id], version)) for item_id, version in versions if item_id in items)}
+        with self._lock:
+            for item_id, version in versions:
+                key = (form, item_id)
+                if item_id in fresh:
+                    self._keep(key, version, fresh[item_id], cost(fresh[item_id]))
+                elif key in self._parts:
+                    self._parts.move_to_end(key)
+        return [fresh[item_id] if item_id in fresh else reused[item_id] for item_id, _ in versions]
+
+    def _keep(self, key, version, part, cost):
+        replaced = self._parts.pop(key, None)
+        if replaced is not None:
+            self._bytes -= replaced[2]
+        self._parts[key] = (version, part, cost)
+        self._bytes += cost
+        while self._bytes > self._max_bytes and len(self._parts) > 1:
+            self._bytes -= self._parts.popitem(last=False)[1][2]
+
+    def forget(self, item_id):
+        """Drop every part of a deleted item."""
+        with self._lock:
+            for key in [key for key in self._parts if key[1] == item_id]:
+                self._bytes -= self._parts.pop(key)[2]
+
+    def list_items(self, request, wire):
+        """ListItems' answer as ``wire`` (JSON or PROTO) bytes."""
+        filters = StatusThingService.item_filters(request.status_ids, request.kinds)
+        limit = page_size(request.notes_limit, "notes_limit") if request.extended else 0
+        if wire == PROTO:  # a repeated field is its elements' fields, concatenated
+            return b"".join(self.parts(("proto", limit), filters, limit,
+                                       lambda item, version: proto_field(1, item.SerializeToString())))
+        parts = self.parts(("json", limit), filters, limit, lambda item, version: json_bytes(item_json(item)))
+        return b'{"items":[' + b",".join(parts) + b"]}" if parts else b"{}"
+
+    def front_page(self):
+        """[(ItemSummary, its card's HTML)] of every item, for the front page."""
+        return self.parts(("page",), ((), ()), NOTES_ON_FRONT_PAGE,
+                          lambda item, version: (ItemSummary.of(item), item_card(item, version.notes_count)),
+                          cost=lambda part: len(part[1]) + 200)
 
 
 # ==================================================================================================================
@@ -1939,7 +2251,75 @@ def _check_json(value):
 def encode(content_type, message):
     if content_type == PROTO:
         return message.SerializeToString()
-    return json.dumps(json_format.MessageToDict(message), separators=(",", ":"), ensure_ascii=False).encode()
+    return json_bytes(json_format.MessageToDict(message))
+
+
+def json_bytes(value):
+    """Compact JSON, as every answer is written."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+# The protobuf JSON mapping of the entity messages, written out: json_format.MessageToDict walks descriptors and
+# costs ~30 us an item, which is most of a 10,000-item answer. Default values are left out, as the mapping does;
+# tests/test_codec.py checks these against json_format on messages with every field filled.
+
+def _timestamps_json(stamps):
+    value = {}
+    for name in ("created", "updated", "deleted"):
+        if stamps.HasField(name):
+            value[name] = getattr(stamps, name).ToJsonString()
+    return value
+
+
+def status_json(status):
+    """A Status as the protobuf JSON mapping writes it."""
+    value = {key: text for key, text in (("id", status.id), ("name", status.name),
+                                          ("description", status.description), ("color", status.color)) if text}
+    if status.kind:
+        value["kind"] = pb.StatusKind.Name(status.kind)
+    if status.HasField("timestamps"):
+        value["timestamps"] = _timestamps_json(status.timestamps)
+    return value
+
+
+def note_json(note):
+    """A Note as the protobuf JSON mapping writes it."""
+    value = {key: text for key, text in (("id", note.id), ("text", note.text)) if text}
+    if note.HasField("timestamps"):
+        value["timestamps"] = _timestamps_json(note.timestamps)
+    return value
+
+
+def item_json(item):
+    """An Item as the protobuf JSON mapping writes it."""
+    value = {key: text for key, text in (("id", item.id), ("name", item.name), ("description", item.description))
+             if text}
+    if item.HasField("status"):
+        value["status"] = status_json(item.status)
+    if item.notes:
+        value["notes"] = [note_json(note) for note in item.notes]
+    if item.HasField("timestamps"):
+        value["timestamps"] = _timestamps_json(item.timestamps)
+    return value
+
+
+def proto_field(number, payload):
+    """A length-delimited field of a message in the binary wire format: a repeated message field is these,
+    concatenated (so an answer can be assembled from parts encoded one by one)."""
+    tag, length = (number << 3) | 2, len(payload)
+    head = bytearray()
+    for value in (tag, length):
+        while value > 0x7F:
+            head.append(value & 0x7F | 0x80)
+            value >>= 7
+        head.append(value)
+    return bytes(head) + payload
+
+
+def gzip_fast(data):
+    """gzip for an answer: level 6 for the usual small ones, level 1 past 256 KiB, where level 6 costs tens of
+    milliseconds for a few percent."""
+    return gzip.compress(data, compresslevel=6 if len(data) < 256 << 10 else 1, mtime=0)
 
 
 def gunzip_limited(data, limit):
@@ -1982,6 +2362,7 @@ KIND_READING = {
 SEVERITY = {"neutral": 0, "ok": 0, "degraded": 1, "outage": 2}
 DEFAULT_MARKER_COLORS = {"ok": "#2da44e", "degraded": "#d4a72c", "outage": "#cf222e", "neutral": "#8c959f"}
 NOTES_ON_FRONT_PAGE = 3
+ITEM_PAGE_NOTES = 50  # notes on one page of /items/<id>
 PAGE_MAX_AGE_S = 15  # short enough to be current during an outage, long enough for a proxy to absorb a crowd
 ASSET_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 
@@ -2044,7 +2425,21 @@ def _notes_html(notes, label):
     return f'<ul class="notes" aria-label="{_html(label)}">{entries}</ul>'
 
 
-def _item_html(item, notes_total):
+class ItemSummary(typing.NamedTuple):
+    """What the front page's top line needs of an item."""
+
+    name: str
+    reading: str  # a key of SEVERITY
+    status_name: str
+    updated_ns: int
+
+    @classmethod
+    def of(cls, item):
+        return cls(item.name, _reading(item), item.status.name, item.timestamps.updated.ToNanoseconds())
+
+
+def item_card(item, notes_total):
+    """One item as the pages show it: its status, description, last change and newest notes."""
     parts = [f'<li class="item" id="item-{_html(item.id)}"><article aria-labelledby="name-{_html(item.id)}">',
              f'<div class="item-head"><h2 id="name-{_html(item.id)}"><a href="/items/{_html(item.id)}">'
              f'{_html(item.name)}</a></h2>{_status_badge(item)}</div>']
@@ -2059,15 +2454,15 @@ def _item_html(item, notes_total):
     return "".join(parts)
 
 
-def overall_line(items):
+def overall_line(summaries):
     """(CSS class, sentence): the one line people read first, from the worst current status kind."""
-    if not items:
+    if not summaries:
         return "neutral", "No systems are listed yet."
-    worst = max((_reading(item) for item in items), key=SEVERITY.__getitem__)
-    troubled = [item for item in items if SEVERITY[_reading(item)] > 0]
+    worst = max((summary.reading for summary in summaries), key=SEVERITY.__getitem__)
+    troubled = [summary for summary in summaries if SEVERITY[summary.reading] > 0]
     if not troubled:
         return "ok", "All systems operational"
-    names = ", ".join(f"{item.name} ({item.status.name})" for item in troubled)
+    names = ", ".join(f"{summary.name} ({summary.status_name})" for summary in troubled)
     verb = "has" if len(troubled) == 1 else "have"
     return worst, f"{'Outage' if worst == 'outage' else 'Degraded service'}: {names} {verb} problems"
 
@@ -2089,15 +2484,16 @@ def _fill(template, title, content, now_ns, page_title=None):
         "rendered_text": moment.strftime("%Y-%m-%d %H:%M UTC")})
 
 
-def render_status_page(template, title, entries, now_ns):
-    """The front page from [(item with its latest notes, its number of notes)]."""
-    items = [item for item, _ in entries]
-    reading, sentence = overall_line(items)
-    listing = "".join(_item_html(item, notes_total) for item, notes_total in entries)
+def render_status_page(template, title, entries):
+    """The front page from [(ItemSummary, card HTML)]; its time is that of the newest change it shows, so the same
+    data always gives the same bytes (and the same ETag)."""
+    summaries = [summary for summary, _ in entries]
+    reading, sentence = overall_line(summaries)
+    listing = "".join(card for _, card in entries)
     content = (f'<section aria-label="Overall status"><p class="overall {reading}" role="status">'
                f'{_html(sentence)}</p></section>'
-               + (f'<section aria-label="Systems"><ul class="items">{listing}</ul></section>' if items else ""))
-    return _fill(template, title, content, now_ns)
+               + (f'<section aria-label="Systems"><ul class="items">{listing}</ul></section>' if entries else ""))
+    return _fill(template, title, content, max((summary.updated_ns for summary in summaries), default=0))
 
 
 def render_missing_page(template, title):
@@ -2105,10 +2501,16 @@ def render_missing_page(template, title):
     return _fill(template, title, content, CLOCK.now_ns(), page_title=f"Not found · {title}")
 
 
-def render_item_page(template, title, item, now_ns):
-    content = (f'<p><a href="/">&larr; All systems</a></p><ul class="items">{_item_html(item, len(item.notes))}'
-               f'</ul>' + ("" if item.notes else '<p class="empty">No updates on this system yet.</p>'))
-    return _fill(template, title, content, now_ns, page_title=f"{item.name} · {title}")
+def render_item_page(template, title, item, notes_total, older):
+    """An item's page: the item with one page of its notes (ITEM_PAGE_NOTES, newest first; ``older`` is the id of
+    the next page's first note, or "" on the last page), linked to the pages of older notes."""
+    content = (f'<p><a href="/">&larr; All systems</a></p><ul class="items">{item_card(item, len(item.notes))}'
+               '</ul>' + ("" if notes_total else '<p class="empty">No updates on this system yet.</p>'))
+    if older:
+        content += (f'<p class="more"><a rel="next" href="/items/{_html(item.id)}?before={_html(older)}">Older '
+                    f'updates &rarr;</a></p>')
+    return _fill(template, title, content, item.timestamps.updated.ToNanoseconds(),
+                 page_title=f"{item.name} · {title}")
 
 
 # ==================================================================================================================
@@ -2297,7 +2699,7 @@ class Representation:
         etag = '"' + hashlib.sha256(body).hexdigest()[:24] + '"'
         last_modified = previous.last_modified if previous is not None and previous.etag == etag else \
             email.utils.formatdate(CLOCK.wall_ns() / 1e9, usegmt=True)
-        gzipped = gzip.compress(body, compresslevel=6, mtime=0) if len(body) >= GZIP_MIN_BYTES else None
+        gzipped = gzip_fast(body) if len(body) >= GZIP_MIN_BYTES else None
         return cls(content_type, body, gzipped, etag, last_modified, cache_control, tuple(headers))
 
     def not_modified(self, if_none_match, if_modified_since):
@@ -2688,12 +3090,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def page_status(self, body):
         self._respond_page(("status",), lambda template: render_status_page(
-            template, self.app.config.title, self.app.service.status_page_items(NOTES_ON_FRONT_PAGE),
-            CLOCK.now_ns()))
+            template, self.app.config.title, self.app.item_answers.front_page()))
 
     def page_item(self, body, item_id):
-        self._respond_page(("item", item_id), lambda template: render_item_page(
-            template, self.app.config.title, self.app.service.get_item(item_id), CLOCK.now_ns()))
+        before = urllib.parse.parse_qs(self.path.partition("?")[2]).get("before", [""])[0]
+        self._respond_page(("item", item_id, before), lambda template: render_item_page(
+            template, self.app.config.title, *self.app.service.item_page(item_id, before, ITEM_PAGE_NOTES)))
 
     def page_admin(self, body):
         self._admin_user()
@@ -2853,10 +3255,10 @@ class Handler(BaseHTTPRequestHandler):
         actor = None if method.reads_only else self._writer()
 
         def answer():
-            request = decode(content_type, body, method.request_class)
-            payload = encode(content_type, method.call(self.app.service, request, actor))
+            payload = run_rpc(self.app, method, decode(content_type, body, method.request_class), actor,
+                              content_type)
             if gzip_ok and len(payload) >= GZIP_MIN_BYTES:
-                return gzip.compress(payload, compresslevel=6, mtime=0), (("Content-Encoding", "gzip"),)
+                return gzip_fast(payload), (("Content-Encoding", "gzip"),)
             return payload, ()
 
         if method.reads_only and len(body) <= MAX_CACHED_REQUEST_BYTES:
@@ -2962,8 +3364,7 @@ def _grpc_unary_handler(method, app):
         client = client_behind_proxies(app.relay.client_of(context.peer()), metadata, app.config.trusted_proxies)
 
         def answer(actor):
-            request = decode_binary(request_bytes, method.request_class)
-            return method.call(app.service, request, actor).SerializeToString()
+            return run_rpc(app, method, decode_binary(request_bytes, method.request_class), actor, PROTO)
 
         try:
             if method.reads_only:
@@ -3325,6 +3726,10 @@ class App:
             raise
         self.service = StatusThingService(self.store)
         self.answers = AnswerCache(self.service.generation)
+        self.item_answers = ItemAnswers(self.service)
+        self.service.on_item_deleted.append(self._forget_item)
+        self._stopping = threading.Event()
+        self._janitor = threading.Thread(target=self._purge_deleted_notes, name="janitor", daemon=True)
         self._grpc_folder = tempfile.mkdtemp(prefix="statusthing-grpc-")  # mode 0700: this user only
         socket_path = os.path.join(self._grpc_folder, "grpc.sock")
         self.grpc_server = build_grpc_server(self, config.devmode, socket_path)
@@ -3339,15 +3744,40 @@ class App:
     def start(self):
         self.grpc_server.start()
         self._serve_thread.start()
+        self.service.purges_waiting.set()  # (purges a previous run left unfinished)
+        self._janitor.start()
+
+    def _forget_item(self, item_id):
+        self.item_answers.forget(item_id)
+        self.answers.forget_mentions(item_id)
+
+    def _purge_deleted_notes(self):
+        """The janitor: purges the notes of deleted items in small transactions, when a deletion asks for it (and
+        now and then, for deletions made by another process)."""
+        while not self._stopping.is_set():
+            self.service.purges_waiting.wait(PURGE_CHECK_S)
+            self.service.purges_waiting.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                self.service.purge_deleted_notes()
+            except StatusThingError as exc:  # (a full disk, say: the next round tries again)
+                log(level="warning", event="purge_failed", error=exc.message)
+            except Exception as exc:
+                log_internal_error(exc, "janitor")
 
     def stop(self, grace=SHUTDOWN_GRACE_S):
         """Stop taking connections, let requests in flight finish (up to ``grace`` seconds), close the database."""
+        self._stopping.set()
+        self.service.purges_waiting.set()
         self.listener.shutdown()  # no new connections from here on
         self.listener.socket.close()
         grpc_stopped = self.grpc_server.stop(grace)
         self.listener.drain(grace)
         grpc_stopped.wait(grace)
         self.listener.server_close()
+        if self._janitor.is_alive():
+            self._janitor.join(grace)
         self.store.close()
         shutil.rmtree(self._grpc_folder, ignore_errors=True)
 
@@ -3358,7 +3788,7 @@ def open_database(config, create=True):
     ``create=False`` (the commands) refuses a database that does not exist yet, rather than making an empty one
     beside the wrong server.
     """
-    store = open_store(config.db_path, create=create)
+    store = open_store(config.db_path, create=create, durability=config.durability)
     accounts = Accounts(store)
     try:
         accounts.ensure_first_user(config.first_admin_password)
@@ -3436,6 +3866,9 @@ def _build_parser(environ):
     flags.add("--idle-timeout", IDLE_TIMEOUT_S, type=float, metavar="SECONDS",
               help=f"close a connection that sends nothing for this long, between requests or within one (default "
                    f"{IDLE_TIMEOUT_S})")
+    flags.add("--durability", "full", choices=("full", "normal"),
+              help="full (default): a write is answered once it is on disk and survives power loss; normal: "
+                   "faster writes that survive a crash of the server but maybe not a power loss")
     flags.add("--request-timeout", REQUEST_TIMEOUT_S, type=float, metavar="SECONDS",
               help=f"once a request starts, its headers must arrive within this (default {REQUEST_TIMEOUT_S}), and "
                    "then its body within this again; slower ones are answered 408 and closed")
@@ -3593,7 +4026,8 @@ def serve(config, program):
     app.start()
     log(event="start", version=VERSION, address=app.address,
         db=config.db_path if config.db_path == MEMORY_DB else os.path.abspath(config.db_path),
-        schema_version=app.store.schema_version, devmode=config.devmode, pid=os.getpid())
+        schema_version=app.store.schema_version, durability=config.durability, devmode=config.devmode,
+        pid=os.getpid())
     if app.accounts.default_password_in_use():
         command = _password_command(program, config.db_path)
         log(level="warning", event="default_password",
@@ -3639,6 +4073,7 @@ def _server_config(args, environ):
                   max_connections=max(1, args.max_connections),
                   max_connections_per_client=max(1, args.max_connections_per_client),
                   idle_timeout_s=max(0.1, args.idle_timeout), request_timeout_s=max(0.1, args.request_timeout),
+                  durability=args.durability,
                   public_url=checked("--public-url", parse_public_url, args.public_url) if args.public_url else "",
                   trusted_proxies=tuple(checked("--trusted-proxy", parse_trusted_proxy, proxy)
                                         for proxy in args.trusted_proxy))

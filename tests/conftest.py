@@ -216,6 +216,15 @@ class RpcFailure(Exception):
         self.code, self.message = code, message
 
 
+def fails(code, call, *args, **kwargs):
+    """Assert the call fails with this Connect code (whatever the transport); return the message."""
+    with pytest.raises(RpcFailure) as info:
+        call(*args, **kwargs)
+    assert info.value.code == code, info.value
+    assert info.value.message
+    return info.value.message
+
+
 class ConnectJsonClient:
     name = "connect_json"
 

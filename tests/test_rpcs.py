@@ -3,16 +3,7 @@ fixture), against the real server on one port."""
 import pytest
 
 import statusthing_pb2 as pb
-from conftest import RpcFailure
-
-
-def fails(code, call, *args, **kwargs):
-    """Assert the call fails with this Connect code; return the message."""
-    with pytest.raises(RpcFailure) as info:
-        call(*args, **kwargs)
-    assert info.value.code == code, info.value
-    assert info.value.message
-    return info.value.message
+from conftest import fails
 
 
 def ts(message):
