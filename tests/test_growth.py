@@ -167,3 +167,30 @@ def test_answers_from_parts_follow_every_change(server):
 def test_durability_is_full_unless_asked(start_server, tmp_path):
     assert start_server().start_line["durability"] == "full"
     assert start_server("--durability", "normal", db_path=tmp_path / "other.db").start_line["durability"] == "normal"
+
+
+def test_a_reader_behind_a_pruned_change_log_reads_everything_again(server):
+    def names():
+        status, _, body = server.post("/statusthing.v1.ItemsService/ListItems", b"{}")
+        return sorted(item["name"] for item in json.loads(body).get("items", []))
+
+    for n in range(5):
+        server.post("/statusthing.v1.ItemsService/AddItem", json.dumps({"name": f"logged-{n}"}))
+    assert names() == [f"logged-{n}" for n in range(5)]
+    with sqlite3.connect(server.db_path) as conn:  # changes the server has not read yet, then the log pruned
+        conn.execute("UPDATE items SET name = 'renamed while away' WHERE name = 'logged-2'")
+        conn.execute("DELETE FROM items WHERE name = 'logged-4'")
+        conn.execute("INSERT INTO items (id, name, created_ns, updated_ns) VALUES ('01ZZZ', 'added by hand', 1, 1)")
+        conn.execute("DELETE FROM changes WHERE seq < (SELECT MAX(seq) FROM changes)")
+    assert names() == ["added by hand", "logged-0", "logged-1", "logged-3", "renamed while away"]
+
+
+def test_a_reader_that_has_seen_no_change_yet_still_notices_a_pruned_log(start_server):
+    server = start_server()
+    assert server.post("/statusthing.v1.ItemsService/ListItems", b"{}")[2] == b"{}"  # has read the (empty) log
+    with sqlite3.connect(server.db_path) as conn:
+        conn.executemany("INSERT INTO items (id, name, created_ns, updated_ns) VALUES (?, ?, 1, 1)",
+                         [(f"01H{n:03d}", f"hand-{n}") for n in range(3)])
+        conn.execute("DELETE FROM changes")  # every change gone from the log
+    status, _, body = server.post("/statusthing.v1.ItemsService/ListItems", b"{}")
+    assert sorted(item["name"] for item in json.loads(body)["items"]) == ["hand-0", "hand-1", "hand-2"]
