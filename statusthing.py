@@ -873,16 +873,21 @@ class SqlTransaction:
     # -- items -----------------------------------------------------------------------------------------------
 
     _ITEM_COLUMNS = f"i.id, i.name, i.description, i.created_ns, i.updated_ns, {_STATUS_COLUMNS}"
+    _VERSIONS = ("SELECT i.id, i.revision, i.status_id, s.revision, i.notes_count FROM items i "
+                 "LEFT JOIN statuses s ON s.id = i.status_id")
 
     @staticmethod
-    def _filters(status_ids, kinds):
+    def _in(pairs):
+        """[(column, values)] -> (["column IN (?,…)" for each with values], their parameters)."""
         clauses, params = [], []
-        if status_ids:
-            clauses.append(f"i.status_id IN ({_placeholders(status_ids)})")
-            params.extend(status_ids)
-        if kinds:
-            clauses.append(f"s.kind IN ({_placeholders(kinds)})")
-            params.extend(kinds)
+        for column, values in pairs:
+            if values:
+                clauses.append(f"{column} IN ({_placeholders(values)})")
+                params.extend(values)
+        return clauses, params
+
+    def _filters(self, status_ids, kinds):
+        clauses, params = self._in((("i.status_id", status_ids), ("s.kind", kinds)))
         return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params
 
     def _items(self, where, params):
@@ -922,8 +927,7 @@ class SqlTransaction:
 
     def item_versions(self, status_ids=(), kinds=()):
         where, params = self._filters(status_ids, kinds)
-        return self._run("SELECT i.id, i.revision, i.status_id, s.revision, i.notes_count FROM items i "
-                         f"LEFT JOIN statuses s ON s.id = i.status_id {where} ORDER BY i.id", tuple(params)).fetchall()
+        return self._run(f"{self._VERSIONS} {where} ORDER BY i.id", tuple(params)).fetchall()
 
     def changes_since(self, seq):
         # Changes are numbered one after another (writers take turns, and a rolled-back change gives its number
@@ -937,18 +941,10 @@ class SqlTransaction:
         return self._run("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
 
     def versions_of(self, item_ids=(), status_ids=()):
-        clauses, params = [], []
-        if item_ids:
-            clauses.append(f"i.id IN ({_placeholders(item_ids)})")
-            params.extend(item_ids)
-        if status_ids:
-            clauses.append(f"i.status_id IN ({_placeholders(status_ids)})")
-            params.extend(status_ids)
+        clauses, params = self._in((("i.id", item_ids), ("i.status_id", status_ids)))
         if not clauses:
             return []
-        return self._run("SELECT i.id, i.revision, i.status_id, s.revision, i.notes_count FROM items i "
-                         f"LEFT JOIN statuses s ON s.id = i.status_id WHERE {' OR '.join(clauses)}",
-                         tuple(params)).fetchall()
+        return self._run(f"{self._VERSIONS} WHERE {' OR '.join(clauses)}", tuple(params)).fetchall()
 
     def prune_changes(self, keep):
         self._run("DELETE FROM changes WHERE seq <= (SELECT MAX(seq) FROM changes) - ?", (keep,))
