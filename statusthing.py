@@ -77,6 +77,7 @@ import traceback
 import typing
 import urllib.parse
 import zlib
+import zoneinfo
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler
 
@@ -144,6 +145,9 @@ MAX_FILTER_VALUES = 1000  # status_ids or kinds in one request (each becomes a q
 DEFAULT_PAGE_SIZE = 100  # notes in an item, notes in a page (contract: "Paging and bounded answers")
 MAX_PAGE_SIZE = 1000
 PURGE_BATCH = 2000  # notes of a deleted item deleted per transaction (a few milliseconds of the write lock)
+DEFAULT_UPTIME_DAYS = 90
+MAX_UPTIME_DAYS = 366
+HISTORY_FRESH_NS = 60 * 10 ** 9  # answers about today so far (uptime, open incidents) are kept at most this long
 PURGE_CHECK_S = 60  # how often the janitor looks for purges another process queued (and prunes the change log)
 CHANGES_KEPT = 50_000  # rows of the change log kept (a reader further behind reads every version once)
 
@@ -176,6 +180,7 @@ class Config:
     idle_timeout_s: float = IDLE_TIMEOUT_S
     request_timeout_s: float = REQUEST_TIMEOUT_S
     durability: str = "full"  # "full": every acknowledged write survives power loss; "normal": crashes only
+    timezone: str = "UTC"  # the IANA zone whose calendar days uptime counts
     public_url: str = ""  # where people reach the server ("https://status.example.com"), "" when not said
     trusted_proxies: tuple = ()  # ipaddress networks whose forwarding headers name the client
 
@@ -213,6 +218,14 @@ def origin_of(url):
         return ""
     host = f"[{host}]" if ":" in host else host
     return f"{scheme}://{host}" + ("" if port is None or port == {"http": 80, "https": 443}.get(scheme) else f":{port}")
+
+
+def _valid_time_zone(name):
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{name!r} is not an IANA time zone (such as UTC or Europe/Berlin)") from None
+    return name
 
 
 def parse_trusted_proxy(text):
@@ -336,21 +349,40 @@ class StartupError(Exception):
 # ==================================================================================================================
 
 class Clock:
-    """Wall-clock nanoseconds that never repeat or go back within this process, so ``updated`` always moves."""
+    """Wall-clock nanoseconds that never repeat or go back within this process, so ``updated`` always moves.
+
+    Tests set the time instead (STATUSTHING_CLOCK names a file holding it, as an RFC 3339 time or nanoseconds
+    since the epoch; replacing the file moves the clock), so that history, uptime days and time-driven behaviour
+    are tested at chosen times rather than by waiting.
+    """
 
     def __init__(self):
         self._last = 0
         self._lock = threading.Lock()
+        self._file, self._file_seen, self._file_ns = None, None, 0
+
+    def follow_file(self, path):
+        """From now on, the time is the one written in ``path`` (for tests)."""
+        self._file = path
 
     def now_ns(self):
         """The time for a record: unique within this process, and later than every earlier one."""
         with self._lock:
-            self._last = max(time.time_ns(), self._last + 1)
+            self._last = max(self.wall_ns(), self._last + 1)
             return self._last
 
     def wall_ns(self):
-        """The time as it is, for deciding whether something has expired."""
-        return time.time_ns()
+        """The time as it is, for deciding whether something has expired (and what day it is)."""
+        if self._file is None:
+            return time.time_ns()
+        stat = os.stat(self._file)
+        seen = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        if seen != self._file_seen:
+            with open(self._file) as file:
+                text = file.read().strip()
+            self._file_ns = int(text) if text.isdigit() else parse_rfc3339_ns(text)
+            self._file_seen = seen
+        return self._file_ns
 
 
 class IdGenerator:
@@ -369,7 +401,7 @@ class IdGenerator:
 
     def new(self):
         with self._lock:
-            ms = time.time_ns() // 1_000_000
+            ms = CLOCK.wall_ns() // 1_000_000
             if ms <= self._last_ms:
                 ms, rand = self._last_ms, self._last_random + 1
             else:
@@ -381,6 +413,14 @@ class IdGenerator:
 
 CLOCK = Clock()
 IDS = IdGenerator()
+
+
+def parse_rfc3339_ns(text):
+    """``"2026-03-08T06:59:00Z"`` (or with an offset, or fractional seconds) -> nanoseconds since the epoch."""
+    moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone (end it with Z or an offset)")
+    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
 
 
 def timestamp(ns):
@@ -405,11 +445,13 @@ def utc_iso(ns, timespec="milliseconds"):
 # backend implements the same two protocols. Only a backend sees its driver: it turns driver errors into
 # StatusThingError in one place (AlreadyExists for a taken name, Unavailable for a busy database, Internal else).
 
-# An item's version, as item_versions gives it: the row (id, revision, status id, status revision, notes count).
+# An item's version, as item_versions gives it: the row (id, revision, status id, status revision, notes count,
+# position).
 # Any change to the item, its notes or its status moves one of them. (Rows, not a record class: at 10,000 items
 # building one object per row costs more than the query.)
 ItemVersion = tuple
 VERSION_NOTES_COUNT = 4
+VERSION_POSITION = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -530,10 +572,11 @@ class Transaction(typing.Protocol):
         """Move the item's ``updated`` to now (its notes changed)."""
 
     def delete_item(self, item_id: str, now_ns: int) -> int:
-        """Remove the item at once and queue its notes for purge_notes; returns how many notes it had."""
+        """Remove the item at once and queue its notes and history for purge_deleted_item; returns how many notes it
+        had."""
 
-    def purge_notes(self, limit: int) -> int:
-        """Delete up to ``limit`` notes of a deleted item; returns 0 when none are left to purge."""
+    def purge_deleted_item(self, limit: int) -> int:
+        """Delete up to ``limit`` rows (notes, history) of a deleted item; returns 0 when none are left to purge."""
 
     # notes
     def get_note(self, note_id: str) -> tuple[pb.Note | None, str | None]:
@@ -747,11 +790,78 @@ def _migration_revisions_and_purges(conn):
         conn.execute(statement)
 
 
+def _migration_history(conn):
+    # Conditions, order and groups; every status change kept with both statuses as they were; incidents; per-day
+    # uptime tallies (built at start, in the server's time zone); settings.
+    conn.execute("ALTER TABLE statuses ADD COLUMN condition INTEGER")  # NULL: follow the kind
+    conn.execute("ALTER TABLE items ADD COLUMN position INTEGER NOT NULL DEFAULT 0")
+    conn.execute("ALTER TABLE items ADD COLUMN grp TEXT NOT NULL DEFAULT ''")
+    conn.execute("ALTER TABLE items ADD COLUMN last_change_id TEXT")
+    snapshot = "{0}_id TEXT, {0}_name TEXT, {0}_kind INTEGER, {0}_color TEXT, {0}_condition INTEGER"
+    conn.execute(f"""
+        CREATE TABLE status_changes (
+            id          TEXT PRIMARY KEY,
+            item_id     TEXT NOT NULL,
+            changed_ns  INTEGER NOT NULL,
+            {snapshot.format("old")},
+            {snapshot.format("new")})""")
+    conn.execute("CREATE INDEX status_changes_by_item ON status_changes(item_id, changed_ns, id)")
+    conn.execute("CREATE INDEX status_changes_by_time ON status_changes(changed_ns, id)")
+    conn.execute("""
+        CREATE TABLE incidents (
+            id           TEXT PRIMARY KEY,
+            item_id      TEXT NOT NULL,
+            started_ns   INTEGER NOT NULL,
+            resolved_ns  INTEGER,
+            worst        INTEGER NOT NULL)""")
+    conn.execute("CREATE INDEX incidents_by_item ON incidents(item_id, started_ns, id)")
+    conn.execute("CREATE INDEX incidents_by_time ON incidents(started_ns, id)")
+    conn.execute("CREATE INDEX incidents_unresolved ON incidents(item_id) WHERE resolved_ns IS NULL")
+    conn.execute("""
+        CREATE TABLE uptime_days (
+            item_id         TEXT NOT NULL,
+            day             TEXT NOT NULL,
+            operational_ns  INTEGER NOT NULL DEFAULT 0,
+            degraded_ns     INTEGER NOT NULL DEFAULT 0,
+            partial_ns      INTEGER NOT NULL DEFAULT 0,
+            major_ns        INTEGER NOT NULL DEFAULT 0,
+            maintenance_ns  INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (item_id, day))""")
+    conn.execute("CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    _history_from_audit(conn)
+
+
+def _history_from_audit(conn):
+    """Each item's status history as well as the audit trail tells it (its old and new status ids, with times);
+    an item the trail says nothing of starts its history at its creation, in its current status. The statuses
+    are written as they are now (the trail did not keep their names and kinds); a status since deleted is written
+    as "(deleted status)" with no condition."""
+    tx = SqlTransaction(conn, translate_sqlite_error)
+    statuses = {status.id: status for status in tx.list_statuses()}
+
+    def as_it_was(status_id):
+        if not status_id:
+            return None
+        return statuses.get(status_id) or pb.Status(id=status_id, name="(deleted status)")
+
+    trail = {}
+    for time_ns, target_id, changes in conn.execute(
+            "SELECT time_ns, target_id, changes FROM audit_log WHERE rpc IN ('AddItem', 'UpdateItem') ORDER BY id"):
+        pair = json.loads(changes).get("status_id")
+        if pair and pair[1]:
+            trail.setdefault(target_id, []).append((time_ns, pair[0], pair[1]))
+    for item_id, created_ns, status_id in conn.execute("SELECT id, created_ns, status_id FROM items").fetchall():
+        for time_ns, old_id, new_id in trail.get(item_id) or ([(created_ns, None, status_id)] if status_id else []):
+            change = tx.record_status_change(IDS.new(), item_id, time_ns, as_it_was(old_id), as_it_was(new_id))
+            follow_incident(tx, item_id, change, in_maintenance=False)
+
+
 MIGRATIONS = (
     (1, "initial schema", _migration_initial_schema),
     (2, "default statuses", _migration_default_statuses),
     (3, "users, API tokens and the audit trail", _migration_accounts_and_audit),
     (4, "revisions, note counts, and notes purged after their item", _migration_revisions_and_purges),
+    (5, "conditions, order and groups, status history, incidents, uptime", _migration_history),
 )
 
 
@@ -788,7 +898,7 @@ def migrate(conn, migrations=MIGRATIONS):
     return current
 
 
-_STATUS_COLUMNS = "s.id, s.name, s.description, s.color, s.kind, s.created_ns, s.updated_ns"
+_STATUS_COLUMNS = "s.id, s.name, s.description, s.color, s.kind, s.created_ns, s.updated_ns, s.condition"
 _USER_COLUMNS = ("id, username, password_hash, password_salt, scrypt_n, scrypt_r, scrypt_p, created_ns, "
                  "last_login_ns")
 _TOKEN_COLUMNS = "id, label, created_by, created_ns, last_used_ns"
@@ -796,7 +906,7 @@ _TOKEN_COLUMNS = "id, label, created_by, created_ns, last_used_ns"
 
 def _status_from_row(row):
     return pb.Status(id=row[0], name=row[1], description=row[2], color=row[3], kind=row[4],
-                     timestamps=timestamps(row[5], row[6]))
+                     condition=condition_of(row[4], row[7]), timestamps=timestamps(row[5], row[6]))
 
 
 def _note_from_row(row):
@@ -805,10 +915,33 @@ def _note_from_row(row):
 
 def _item_from_row(row):
     """An item from ``SqlTransaction._ITEM_COLUMNS`` (its status from the LEFT JOIN, when it has one)."""
-    item = pb.Item(id=row[0], name=row[1], description=row[2], timestamps=timestamps(row[3], row[4]))
-    if row[5] is not None:
-        item.status.CopyFrom(_status_from_row(row[5:]))
+    item = pb.Item(id=row[0], name=row[1], description=row[2], timestamps=timestamps(row[3], row[4]),
+                   position=row[5], group=row[6])
+    if row[7] is not None:
+        item.status.CopyFrom(_status_from_row(row[7:]))
     return item
+
+
+def _snapshot(status):
+    """A status as a status change keeps it: (id, name, kind, colour, condition), or five Nones."""
+    if status is None:
+        return (None,) * 5
+    return status.id, status.name, status.kind, status.color, status.condition
+
+
+def _status_from_snapshot(row):
+    return pb.Status(id=row[0], name=row[1], kind=row[2] or 0, color=row[3] or "", condition=row[4] or 0) \
+        if row[0] is not None else None
+
+
+def _change_from_row(row):
+    """A StatusChange from ``SqlTransaction._CHANGE_COLUMNS``."""
+    change = pb.StatusChange(id=row[0], item_id=row[1], changed_at=timestamp(row[2]))
+    for field, status in (("old_status", _status_from_snapshot(row[3:8])),
+                          ("new_status", _status_from_snapshot(row[8:13]))):
+        if status is not None:
+            getattr(change, field).CopyFrom(status)
+    return change
 
 
 def _user_from_row(row):
@@ -856,10 +989,10 @@ class SqlTransaction:
             sql += f" WHERE s.kind IN ({_placeholders(kinds)})"
         return [_status_from_row(row) for row in self._run(sql + " ORDER BY s.id", tuple(kinds))]
 
-    def insert_status(self, status_id, name, description, color, kind, now_ns):
-        self._run("INSERT INTO statuses (id, name, description, color, kind, created_ns, updated_ns) "
-                  "VALUES (?,?,?,?,?,?,?)", (status_id, name, description, color, kind, now_ns, now_ns),
-                  f'a status named "{name}" already exists')
+    def insert_status(self, status_id, name, description, color, kind, condition, now_ns):
+        self._run("INSERT INTO statuses (id, name, description, color, kind, condition, created_ns, updated_ns) "
+                  "VALUES (?,?,?,?,?,?,?,?)", (status_id, name, description, color, kind, condition or None, now_ns,
+                                               now_ns), f'a status named "{name}" already exists')
 
     def update_status(self, status_id, changes, now_ns):
         self._update("statuses", status_id, changes, now_ns, f'a status named "{changes.get("name")}" already exists')
@@ -872,9 +1005,10 @@ class SqlTransaction:
 
     # -- items -----------------------------------------------------------------------------------------------
 
-    _ITEM_COLUMNS = f"i.id, i.name, i.description, i.created_ns, i.updated_ns, {_STATUS_COLUMNS}"
-    _VERSIONS = ("SELECT i.id, i.revision, i.status_id, s.revision, i.notes_count FROM items i "
+    _ITEM_COLUMNS = f"i.id, i.name, i.description, i.created_ns, i.updated_ns, i.position, i.grp, {_STATUS_COLUMNS}"
+    _VERSIONS = ("SELECT i.id, i.revision, i.status_id, s.revision, i.notes_count, i.position FROM items i "
                  "LEFT JOIN statuses s ON s.id = i.status_id")
+    _ORDER = "ORDER BY i.position, i.id"  # the operator's order; equal positions keep creation order
 
     @staticmethod
     def _in(pairs):
@@ -893,7 +1027,7 @@ class SqlTransaction:
     def _items(self, where, params):
         return [_item_from_row(row) for row in self._run(
             f"SELECT {self._ITEM_COLUMNS} FROM items i LEFT JOIN statuses s ON s.id = i.status_id {where} "
-            f"ORDER BY i.id", params)]
+            f"{self._ORDER}", params)]
 
     def _attach_newest_notes(self, items, limit):
         """Each item's newest ``limit`` notes, read through the (item_id, id) index, however many it has."""
@@ -927,7 +1061,7 @@ class SqlTransaction:
 
     def item_versions(self, status_ids=(), kinds=()):
         where, params = self._filters(status_ids, kinds)
-        return self._run(f"{self._VERSIONS} {where} ORDER BY i.id", tuple(params)).fetchall()
+        return self._run(f"{self._VERSIONS} {where} {self._ORDER}", tuple(params)).fetchall()
 
     def changes_since(self, seq):
         # Changes are numbered one after another (writers take turns, and a rolled-back change gives its number
@@ -960,10 +1094,10 @@ class SqlTransaction:
         row = self._run("SELECT notes_count FROM items WHERE id = ?", (item_id,)).fetchone()
         return row[0] if row else 0
 
-    def insert_item(self, item_id, name, description, status_id, now_ns):
-        self._run("INSERT INTO items (id, name, description, status_id, created_ns, updated_ns) VALUES (?,?,?,?,?,?)",
-                  (item_id, name, description, status_id or None, now_ns, now_ns),
-                  f'an item named "{name}" already exists')
+    def insert_item(self, item_id, name, description, status_id, position, group, now_ns):
+        self._run("INSERT INTO items (id, name, description, status_id, position, grp, created_ns, updated_ns) "
+                  "VALUES (?,?,?,?,?,?,?,?)", (item_id, name, description, status_id or None, position, group, now_ns,
+                                               now_ns), f'an item named "{name}" already exists')
 
     def update_item(self, item_id, changes, now_ns):
         self._update("items", item_id, changes, now_ns, f'an item named "{changes.get("name")}" already exists')
@@ -974,19 +1108,23 @@ class SqlTransaction:
     def delete_item(self, item_id, now_ns):
         notes = self.count_notes(item_id)
         self._run("DELETE FROM items WHERE id = ?", (item_id,))
-        if notes:  # its notes are purged afterwards, a batch at a time (purge_notes); unreachable meanwhile
-            self._run("INSERT INTO purge_queue (item_id, queued_ns) VALUES (?, ?) ON CONFLICT (item_id) DO NOTHING",
-                      (item_id, now_ns))
+        # Its notes and history are purged afterwards, a batch at a time (purge_deleted_item); unreachable meanwhile.
+        self._run("INSERT INTO purge_queue (item_id, queued_ns) VALUES (?, ?) ON CONFLICT (item_id) DO NOTHING",
+                  (item_id, now_ns))
         return notes
 
-    def purge_notes(self, limit):
+    def purge_deleted_item(self, limit):
         row = self._run("SELECT item_id FROM purge_queue ORDER BY queued_ns LIMIT 1").fetchone()
         if row is None:
             return 0
-        deleted = self._run("DELETE FROM notes WHERE id IN (SELECT id FROM notes WHERE item_id = ? LIMIT ?)",
-                            (row[0], limit)).rowcount
-        if deleted < limit:
-            self._run("DELETE FROM purge_queue WHERE item_id = ?", (row[0],))
+        deleted = 0
+        for table, key in (("notes", "id"), ("status_changes", "id"), ("incidents", "id"),
+                           ("uptime_days", "rowid")):
+            deleted += self._run(f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE item_id = ? "
+                                 f"LIMIT ?)", (row[0], limit - deleted)).rowcount
+            if deleted >= limit:
+                return deleted
+        self._run("DELETE FROM purge_queue WHERE item_id = ?", (row[0],))
         return max(deleted, 1)
 
     # -- notes -----------------------------------------------------------------------------------------------
@@ -1012,6 +1150,120 @@ class SqlTransaction:
     def delete_note(self, note_id):
         self._run("DELETE FROM notes WHERE id = ?", (note_id,))
 
+
+    # -- history: status changes, incidents, uptime tallies -----------------------------------------------------
+
+    _CHANGE_COLUMNS = ("c.id, c.item_id, c.changed_ns, c.old_id, c.old_name, c.old_kind, c.old_color, c.old_condition, "
+                       "c.new_id, c.new_name, c.new_kind, c.new_color, c.new_condition")
+
+    def record_status_change(self, change_id, item_id, changed_ns, old_status, new_status):
+        self._run("INSERT INTO status_changes VALUES (?,?,?, ?,?,?,?,?, ?,?,?,?,?)",
+                  (change_id, item_id, changed_ns, *_snapshot(old_status), *_snapshot(new_status)))
+        self._run("UPDATE items SET last_change_id = ? WHERE id = ?", (change_id, item_id))
+        return _change_from_row((change_id, item_id, changed_ns, *_snapshot(old_status), *_snapshot(new_status)))
+
+    def last_status_change(self, item_id):
+        row = self._run(f"SELECT {self._CHANGE_COLUMNS} FROM items i JOIN status_changes c ON c.id = i.last_change_id "
+                        "WHERE i.id = ?", (item_id,)).fetchone()
+        return _change_from_row(row) if row else None
+
+    @staticmethod
+    def _time_range(column, since_ns, until_ns, clauses, params):
+        if since_ns is not None:
+            clauses.append(f"{column} >= ?")
+            params.append(since_ns)
+        if until_ns is not None:
+            clauses.append(f"{column} < ?")
+            params.append(until_ns)
+
+    def list_status_changes(self, item_ids=(), since_ns=None, until_ns=None, limit=100, before=None):
+        clauses, params = self._in((("c.item_id", item_ids),))
+        self._time_range("c.changed_ns", since_ns, until_ns, clauses, params)
+        if before is not None:  # (changed_ns, id) of the last change of the previous page
+            clauses.append("(c.changed_ns < ? OR (c.changed_ns = ? AND c.id < ?))")
+            params.extend((before[0], before[0], before[1]))
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        return [_change_from_row(row) for row in self._run(
+            f"SELECT {self._CHANGE_COLUMNS} FROM status_changes c {where} ORDER BY c.changed_ns DESC, c.id DESC "
+            "LIMIT ?", (*params, limit))]
+
+    def changes_of_item(self, item_id, since_ns, until_ns):
+        return [_change_from_row(row) for row in self._run(
+            f"SELECT {self._CHANGE_COLUMNS} FROM status_changes c WHERE c.item_id = ? AND c.changed_ns >= ? "
+            "AND c.changed_ns <= ? ORDER BY c.changed_ns, c.id", (item_id, since_ns, until_ns))]
+
+    def open_incident(self, item_id):
+        return self._run("SELECT id, worst FROM incidents WHERE item_id = ? AND resolved_ns IS NULL",
+                         (item_id,)).fetchone()
+
+    def start_incident(self, incident_id, item_id, started_ns, worst_condition):
+        self._run("INSERT INTO incidents (id, item_id, started_ns, worst) VALUES (?,?,?,?)",
+                  (incident_id, item_id, started_ns, worst_condition))
+
+    def resolve_incident(self, incident_id, resolved_ns):
+        self._run("UPDATE incidents SET resolved_ns = ? WHERE id = ?", (resolved_ns, incident_id))
+
+    def worsen_incident(self, incident_id, worst_condition):
+        self._run("UPDATE incidents SET worst = ? WHERE id = ?", (worst_condition, incident_id))
+
+    def list_incidents(self, item_ids=(), since_ns=None, until_ns=None, unresolved_only=False, limit=100,
+                       before=None):
+        clauses, params = self._in((("n.item_id", item_ids),))
+        self._time_range("n.started_ns", since_ns, until_ns, clauses, params)
+        if unresolved_only:
+            clauses.append("n.resolved_ns IS NULL")
+        if before is not None:  # (started_ns, id) of the last incident of the previous page
+            clauses.append("(n.started_ns < ? OR (n.started_ns = ? AND n.id < ?))")
+            params.extend((before[0], before[0], before[1]))
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        return [pb.Incident(id=row[0], item_id=row[1], item_name=row[2], started_at=timestamp(row[3]),
+                            **({"resolved_at": timestamp(row[4])} if row[4] is not None else {}), worst=row[5])
+                for row in self._run(
+                    "SELECT n.id, n.item_id, i.name, n.started_ns, n.resolved_ns, n.worst FROM incidents n "
+                    f"JOIN items i ON i.id = n.item_id {where} ORDER BY n.started_ns DESC, n.id DESC LIMIT ?",
+                    (*params, limit))]
+
+    def notes_written(self, item_id, since_ns, until_ns, limit):
+        return [_note_from_row(row) for row in self._run(
+            "SELECT id, text, created_ns, updated_ns FROM notes WHERE item_id = ? AND created_ns >= ? "
+            "AND created_ns <= ? ORDER BY created_ns DESC, id DESC LIMIT ?", (item_id, since_ns, until_ns, limit))]
+
+    def uptime_heads(self, item_ids=()):
+        clauses, params = self._in((("i.id", item_ids),))
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        return self._run(
+            "SELECT i.id, i.name, i.created_ns, c.changed_ns, c.new_condition FROM items i "
+            f"LEFT JOIN status_changes c ON c.id = i.last_change_id {where} {self._ORDER}", tuple(params)).fetchall()
+
+    def uptime_tallies(self, item_ids, first_day):
+        clauses, params = self._in((("item_id", item_ids),))
+        return self._run(
+            "SELECT item_id, day, operational_ns, degraded_ns, partial_ns, major_ns, maintenance_ns FROM uptime_days "
+            f"WHERE day >= ?{' AND ' + clauses[0] if clauses else ''}", (first_day, *params)).fetchall()
+
+    def add_to_tallies(self, item_id, tallies):
+        self._conn.executemany(
+            "INSERT INTO uptime_days (item_id, day, operational_ns, degraded_ns, partial_ns, major_ns, maintenance_ns) "
+            "VALUES (?,?,?,?,?,?,?) ON CONFLICT (item_id, day) DO UPDATE SET "
+            "operational_ns = operational_ns + excluded.operational_ns, degraded_ns = degraded_ns + excluded.degraded_ns, "
+            "partial_ns = partial_ns + excluded.partial_ns, major_ns = major_ns + excluded.major_ns, "
+            "maintenance_ns = maintenance_ns + excluded.maintenance_ns",
+            [(item_id, day.isoformat(), *ns) for day, ns in tallies.items()])
+
+    def clear_tallies(self):
+        self._run("DELETE FROM uptime_days")
+
+    def every_change_by_item(self):
+        return self._run("SELECT item_id, changed_ns, new_condition FROM status_changes "
+                         "ORDER BY item_id, changed_ns, id")
+
+    def get_setting(self, key):
+        row = self._run("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_setting(self, key, value):
+        self._run("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                  (key, value))
 
     # -- accounts --------------------------------------------------------------------------------------------
 
@@ -1253,7 +1505,136 @@ def open_store(path, create=True, durability="full"):
 
 
 # ==================================================================================================================
-# 6. Domain service
+# 6. History: conditions, days and uptime
+# ==================================================================================================================
+# What a status means to a reader is its condition: set on the status, or following its kind. An item's history is
+# its status changes; between two changes it was in the earlier one's condition. Uptime tallies that time per
+# calendar day in the server's time zone (nanoseconds per condition), with maintenance windows read as maintenance.
+
+KIND_CONDITIONS = {
+    pb.STATUS_KIND_UP: pb.CONDITION_OPERATIONAL, pb.STATUS_KIND_AVAILABLE: pb.CONDITION_OPERATIONAL,
+    pb.STATUS_KIND_ONLINE: pb.CONDITION_OPERATIONAL,
+    pb.STATUS_KIND_WARNING: pb.CONDITION_DEGRADED, pb.STATUS_KIND_OBSERVING: pb.CONDITION_DEGRADED,
+    pb.STATUS_KIND_INVESTIGATING: pb.CONDITION_DEGRADED,
+    pb.STATUS_KIND_UNAVAILABLE: pb.CONDITION_PARTIAL_OUTAGE,
+    pb.STATUS_KIND_DOWN: pb.CONDITION_MAJOR_OUTAGE, pb.STATUS_KIND_OFFLINE: pb.CONDITION_MAJOR_OUTAGE,
+}
+# From least to most severe: a day's (or an incident's, a group's, a page's) worst is the last one it had.
+SEVERITY_ORDER = (pb.CONDITION_UNSPECIFIED, pb.CONDITION_OPERATIONAL, pb.CONDITION_MAINTENANCE, pb.CONDITION_DEGRADED,
+                  pb.CONDITION_PARTIAL_OUTAGE, pb.CONDITION_MAJOR_OUTAGE)
+SEVERITY_RANK = {condition: rank for rank, condition in enumerate(SEVERITY_ORDER)}
+TROUBLED = frozenset({pb.CONDITION_DEGRADED, pb.CONDITION_PARTIAL_OUTAGE, pb.CONDITION_MAJOR_OUTAGE})
+CALM = frozenset({pb.CONDITION_OPERATIONAL, pb.CONDITION_UNSPECIFIED})  # an incident ends on one of these
+PARTIAL_OUTAGE_WEIGHT = 0.3  # Statuspage's weighting: a partial outage counts for 30 % of downtime
+# Tally columns, in order: nanoseconds in each of these conditions.
+TALLIED = (pb.CONDITION_OPERATIONAL, pb.CONDITION_DEGRADED, pb.CONDITION_PARTIAL_OUTAGE, pb.CONDITION_MAJOR_OUTAGE,
+           pb.CONDITION_MAINTENANCE)
+_TALLY_COLUMN = {condition: column for column, condition in enumerate(TALLIED)}
+
+
+def condition_of(kind, explicit=None):
+    """A status's condition: the one set on it, or the one its kind gives."""
+    return explicit or KIND_CONDITIONS.get(kind, pb.CONDITION_UNSPECIFIED)
+
+
+def worst(conditions, default=pb.CONDITION_UNSPECIFIED):
+    return max(conditions, key=SEVERITY_RANK.__getitem__, default=default)
+
+
+class TimeZone:
+    """Calendar days in an IANA time zone (zoneinfo), DST included: a day is 23, 24 or 25 hours long."""
+
+    def __init__(self, name):
+        self.name = name
+        self._zone = zoneinfo.ZoneInfo(name)
+
+    def day_of(self, ns):
+        """The calendar day (a date) that the moment ``ns`` falls in."""
+        return datetime.datetime.fromtimestamp(ns / 1e9, self._zone).date()
+
+    def start_ns(self, day):
+        """When ``day`` begins (its first moment, even where midnight is skipped by a DST change)."""
+        midnight = datetime.datetime(day.year, day.month, day.day, tzinfo=self._zone)
+        return int(midnight.timestamp()) * 1_000_000_000
+
+    def days(self, start_ns, end_ns):
+        """(day, start, end) of each day overlapping [start_ns, end_ns), clipped to it."""
+        day = self.day_of(start_ns)
+        while True:
+            day_start = self.start_ns(day)
+            next_day = day + datetime.timedelta(days=1)
+            day_end = self.start_ns(next_day)
+            if day_start >= end_ns:
+                return
+            yield day, max(day_start, start_ns), min(day_end, end_ns)
+            day = next_day
+
+
+def overlay(start_ns, end_ns, condition, windows):
+    """[(start, end, condition)] of [start_ns, end_ns): MAINTENANCE inside the (sorted, disjoint) maintenance
+    ``windows`` [(start, end)], ``condition`` elsewhere."""
+    parts, at = [], start_ns
+    for window_start, window_end in windows:
+        if window_end <= at or window_start >= end_ns:
+            continue
+        if window_start > at:
+            parts.append((at, window_start, condition))
+        parts.append((max(at, window_start), min(end_ns, window_end), pb.CONDITION_MAINTENANCE))
+        at = min(end_ns, window_end)
+    if at < end_ns:
+        parts.append((at, end_ns, condition))
+    return parts
+
+
+def tally(tallies, zone, start_ns, end_ns, condition, windows=()):
+    """Add the time [start_ns, end_ns) in ``condition`` to ``tallies`` ({day: [ns per TALLIED condition]})."""
+    for part_start, part_end, part_condition in overlay(start_ns, end_ns, condition, windows):
+        column = _TALLY_COLUMN.get(part_condition)
+        if column is None:  # (unspecified: no data, nothing to count)
+            continue
+        for day, day_start, day_end in zone.days(part_start, part_end):
+            tallies.setdefault(day, [0] * len(TALLIED))[column] += day_end - day_start
+
+
+def uptime_day(day, ns):
+    """An UptimeDay from a day's tally (seconds truncated)."""
+    seconds = [value // 1_000_000_000 for value in ns]
+    present = [condition for condition, value in zip(TALLIED, ns) if value > 0]
+    return pb.UptimeDay(date=day.isoformat(), worst=worst(present), observed_seconds=sum(seconds[:4]),
+                        degraded_seconds=seconds[1], partial_outage_seconds=seconds[2],
+                        major_outage_seconds=seconds[3], maintenance_seconds=seconds[4])
+
+
+def follow_incident(tx, item_id, change, in_maintenance):
+    """Open, worsen or resolve the item's incident for a status ``change`` (a StatusChange just recorded).
+
+    An incident is a stretch away from operational: a change into a troubled condition opens one (unless a
+    maintenance window covering the item is in progress), later changes may worsen it, and a change back to
+    operational (or to no condition) resolves it.
+    """
+    condition = change.new_status.condition if change.HasField("new_status") else pb.CONDITION_UNSPECIFIED
+    at = change.changed_at.ToNanoseconds()
+    incident = tx.open_incident(item_id)
+    if incident is None:
+        if condition in TROUBLED and not in_maintenance:
+            tx.start_incident(change.id, item_id, at, condition)
+    elif condition in CALM:
+        tx.resolve_incident(incident[0], at)
+    elif SEVERITY_RANK[condition] > SEVERITY_RANK[incident[1]]:
+        tx.worsen_incident(incident[0], condition)
+
+
+def uptime_percent(days):
+    """100 x (1 - (major + 0.3 x partial) / observed) over UptimeDays, or None when nothing was observed."""
+    observed = sum(day.observed_seconds for day in days)
+    if not observed:
+        return None
+    down = sum(day.major_outage_seconds + PARTIAL_OUTAGE_WEIGHT * day.partial_outage_seconds for day in days)
+    return 100 * (1 - down / observed)
+
+
+# ==================================================================================================================
+# 6b. Domain service
 # ==================================================================================================================
 
 _CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
@@ -1325,6 +1706,20 @@ def page_size(value, field):
     return value or DEFAULT_PAGE_SIZE
 
 
+def _position(after):
+    """A page token's position in a list by time: "<ns>.<id>" -> (ns, id), or None for the first page."""
+    if not after:
+        return None
+    ns, _, row_id = after.partition(".")
+    if not (ns.isascii() and ns.isdigit() and row_id):
+        raise InvalidArgument("page_token is not one this server gave for this list")
+    return int(ns), row_id
+
+
+def _next_token(kind, at, row_id):
+    return make_page_token(kind, f"{at.ToNanoseconds()}.{row_id}")
+
+
 def make_page_token(kind, after):
     """An opaque page token: where the next page of ``kind`` starts."""
     return base64.urlsafe_b64encode(f"{kind}:{after}".encode()).decode().rstrip("=")
@@ -1338,9 +1733,22 @@ def read_page_token(token, kind):
         prefix, _, after = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode().partition(":")
     except (ValueError, UnicodeDecodeError):
         prefix, after = "", ""
-    if prefix != kind or not after or len(after) > MAX_ID_CHARS:
+    if prefix != kind or not after or len(after) > MAX_ID_CHARS + 21:
         raise InvalidArgument("page_token is not one this server gave for this list")
     return after
+
+
+def _valid_condition(condition):
+    if condition not in pb.Condition.values():
+        raise InvalidArgument(f"unknown condition {condition}")
+    return condition
+
+
+def _clean_group(value):
+    group = value.strip()
+    if len(group) > MAX_NAME_CHARS or _CONTROL_CHARACTERS.search(group):
+        raise InvalidArgument(f"group must be one line of at most {MAX_NAME_CHARS} characters")
+    return group
 
 
 def _kinds_filter(kinds):
@@ -1356,15 +1764,17 @@ class StatusThingService:
     """The use cases behind the 15 RPCs: validation, ids, timestamps and the rules between items, statuses and
     notes. Takes and returns plain values and protobuf entity messages; raises only StatusThingError."""
 
-    def __init__(self, store):
+    def __init__(self, store, zone=None):
         self._store = store
-        self.purges_waiting = threading.Event()  # set when a deleted item left notes to purge
+        self.zone = zone or TimeZone("UTC")  # the calendar days of uptime
+        self.purges_waiting = threading.Event()  # set when a deleted item left notes and history to purge
         self.on_item_deleted = []  # callables(item id), called after a deletion commits (kept answers forget it)
 
     @staticmethod
     def _audit(tx, actor, rpc, target_id, changes):
-        """Record a write in the audit trail, in the write's own transaction: {field: [old, new]}."""
-        readable = {field: [pb.StatusKind.Name(v) if field == "kind" and v is not None else v for v in pair]
+        """Record a write in the audit trail, in the write's own transaction: {field: [old, new]}, enums by name."""
+        names = {"kind": pb.StatusKind.Name, "condition": pb.Condition.Name}
+        readable = {field: [names[field](v) if field in names and v is not None else v for v in pair]
                     for field, pair in changes.items()}
         tx.insert_audit(CLOCK.now_ns(), actor, rpc, target_id, readable)
 
@@ -1383,22 +1793,28 @@ class StatusThingService:
         with self._store.read() as tx:
             return tx.list_statuses(_kinds_filter(kinds))
 
-    def add_status(self, actor, name, description="", color="", kind=pb.STATUS_KIND_UNKNOWN):
+    def add_status(self, actor, name, description="", color="", kind=pb.STATUS_KIND_UNKNOWN,
+                   condition=pb.CONDITION_UNSPECIFIED):
+        """Add a status; its condition follows its kind unless ``condition`` is given."""
         with self._store.write() as tx:
-            return self._add_status(tx, actor, name, description, color, kind)
+            return self._add_status(tx, actor, name, description, color, kind, condition)
 
-    def _add_status(self, tx, actor, name, description, color, kind):
+    def _add_status(self, tx, actor, name, description, color, kind, condition=pb.CONDITION_UNSPECIFIED):
         values = {"name": _clean_name(name, "status"),
                   "description": _clean_text(description, "description", MAX_DESCRIPTION_CHARS),
-                  "color": _clean_color(color), "kind": _valid_kind(kind)}
+                  "color": _clean_color(color), "kind": _valid_kind(kind), "condition": _valid_condition(condition)}
         status_id = IDS.new()
         tx.insert_status(status_id, *values.values(), CLOCK.now_ns())
-        self._audit(tx, actor, "AddStatus", status_id, {k: [None, v] for k, v in values.items()})
-        return tx.get_status(status_id)
+        status = tx.get_status(status_id)
+        self._audit(tx, actor, "AddStatus", status_id, {
+            k: [None, v] for k, v in {**values, "condition": status.condition}.items()})
+        return status
 
     def update_status(self, actor, status_id, name="", description=None, color=None,
-                      kind=pb.STATUS_KIND_UNKNOWN):
-        """Change the fields given: a non-empty name, a description or colour that is not None, a known kind."""
+                      kind=pb.STATUS_KIND_UNKNOWN, condition=None):
+        """Change the fields given: a non-empty name, a description or colour that is not None, a known kind, a
+        condition that is not None (CONDITION_UNSPECIFIED: follow the kind again). When what the status means (its
+        condition) changes, every item with it changes too, and that is recorded in their history."""
         _required_id(status_id, "status_id")
         changes = {}
         if name:
@@ -1409,13 +1825,25 @@ class StatusThingService:
             changes["color"] = _clean_color(color)
         if kind != pb.STATUS_KIND_UNKNOWN:
             changes["kind"] = _valid_kind(kind)
+        if condition is not None:
+            changes["condition"] = _valid_condition(condition) or None  # (stored: NULL follows the kind)
         with self._store.write() as tx:
             current = self._existing_status(tx, status_id)
-            changes = {k: v for k, v in changes.items() if getattr(current, k) != v}
-            if changes:
-                tx.update_status(status_id, changes, CLOCK.now_ns())
-                self._audit(tx, actor, "UpdateStatus", status_id,
-                            {k: [getattr(current, k), v] for k, v in changes.items()})
+            fields = {k: v for k, v in changes.items() if k != "condition" and getattr(current, k) != v}
+            if "condition" in changes:
+                fields["condition"] = changes["condition"]
+            if not fields:
+                return
+            now = CLOCK.now_ns()
+            tx.update_status(status_id, fields, now)
+            after = tx.get_status(status_id)
+            audited = {k: [getattr(current, k), getattr(after, k)] for k in fields if getattr(current, k) !=
+                       getattr(after, k)}
+            if audited:
+                self._audit(tx, actor, "UpdateStatus", status_id, audited)
+            if after.condition != current.condition:
+                for item in tx.list_items(status_ids=[status_id]):
+                    self._status_changed(tx, item.id, current, after, now)
 
     def delete_status(self, actor, status_id):
         _required_id(status_id, "status_id")
@@ -1500,50 +1928,82 @@ class StatusThingService:
             return tx.items_by_ids(item_ids, notes_limit)
 
     def add_item(self, actor, name, description="", initial_status_id="", initial_status=None,
-                 initial_note_text=""):
+                 initial_note_text="", position=0, group=""):
         """Create an item, and in the same transaction its new status and first note when asked for.
 
         ``initial_status_id`` wins over ``initial_status`` when both are given.
         """
         name = _clean_name(name, "item")
+        group = _clean_group(group)
         description = _clean_text(description, "description", MAX_DESCRIPTION_CHARS)
         note_text = _clean_text(initial_note_text, "initial_note_text", MAX_NOTE_CHARS)
         with self._store.write() as tx:
             if initial_status_id:
-                status_id = self._existing_status(tx, initial_status_id).id
+                status = self._existing_status(tx, initial_status_id)
             elif initial_status is not None:
-                status_id = self._add_status(tx, actor, initial_status.name, initial_status.description,
-                                             initial_status.color, initial_status.kind).id
+                status = self._add_status(tx, actor, initial_status.name, initial_status.description,
+                                          initial_status.color, initial_status.kind, initial_status.condition)
             else:
-                status_id = ""
+                status = None
             item_id, now = IDS.new(), CLOCK.now_ns()
-            tx.insert_item(item_id, name, description, status_id, now)
+            tx.insert_item(item_id, name, description, status.id if status else "", position, group, now)
+            if status is not None:
+                self._status_changed(tx, item_id, None, status, now)
             if note_text:
                 tx.insert_note(IDS.new(), item_id, note_text, now)
             self._audit(tx, actor, "AddItem", item_id, {
-                k: [None, v] for k, v in (("name", name), ("description", description), ("status_id", status_id),
-                                          ("initial_note_text", note_text)) if v})
+                k: [None, v] for k, v in (("name", name), ("description", description),
+                                          ("status_id", status.id if status else ""), ("position", position),
+                                          ("group", group), ("initial_note_text", note_text)) if v})
             return tx.get_item(item_id, notes_limit=DEFAULT_PAGE_SIZE)
 
-    def update_item(self, actor, item_id, name="", description=None, status_id=""):
-        """Change the fields given: a non-empty name, a description that is not None, a non-empty status_id."""
+    def update_item(self, actor, item_id, name="", description=None, status_id="", note_text="", position=None,
+                    group=None):
+        """Change the fields given (a non-empty name or status_id; a description, position or group that is not
+        None) and add ``note_text`` as a note, all in one write: a status change and the note that explains it."""
         _required_id(item_id, "item_id")
         changes = {}
         if name:
             changes["name"] = _clean_name(name, "item")
         if description is not None:
             changes["description"] = _clean_text(description, "description", MAX_DESCRIPTION_CHARS)
+        if position is not None:
+            changes["position"] = position
+        if group is not None:
+            changes["group"] = _clean_group(group)
+        note = self._clean_note(note_text) if note_text.strip() else ""
         with self._store.write() as tx:
             current = self._existing_item(tx, item_id)
-            if status_id:
-                changes["status_id"] = self._existing_status(tx, status_id).id
+            new_status = self._existing_status(tx, status_id) if status_id else None
+            if new_status is not None:
+                changes["status_id"] = new_status.id
             current_values = {"name": current.name, "description": current.description,
-                              "status_id": current.status.id}
+                              "status_id": current.status.id, "position": current.position, "group": current.group}
             changes = {k: v for k, v in changes.items() if current_values[k] != v}
+            now = CLOCK.now_ns()
             if changes:
-                tx.update_item(item_id, changes, CLOCK.now_ns())
-                self._audit(tx, actor, "UpdateItem", item_id,
-                            {k: [current_values[k], v] for k, v in changes.items()})
+                tx.update_item(item_id, {("grp" if k == "group" else k): v for k, v in changes.items()}, now)
+            if "status_id" in changes:
+                self._status_changed(tx, item_id, current.status if current.HasField("status") else None,
+                                     new_status, now)
+            if note:
+                tx.insert_note(IDS.new(), item_id, note, now)
+                tx.touch_item(item_id, now)
+            if changes or note:
+                self._audit(tx, actor, "UpdateItem", item_id, {
+                    **{k: [current_values[k], v] for k, v in changes.items()}, **({"note": [None, note]} if note else {})})
+
+    def _status_changed(self, tx, item_id, old_status, new_status, now):
+        """Record a change of the item's status (or of what it means), in the write's own transaction: the change,
+        the time it closes in the uptime tallies, and the item's incident."""
+        previous = tx.last_status_change(item_id)
+        change = tx.record_status_change(IDS.new(), item_id, now, old_status, new_status)
+        if previous is not None:
+            tallies = {}
+            tally(tallies, self.zone, previous.changed_at.ToNanoseconds(), now, previous.new_status.condition,
+                  self.maintenance_windows(item_id, previous.changed_at.ToNanoseconds(), now))
+            tx.add_to_tallies(item_id, tallies)
+        follow_incident(tx, item_id, change, in_maintenance=bool(self.maintenance_windows(item_id, now, now + 1)))
 
     def delete_item(self, actor, item_id):
         """Delete the item; its notes are gone for readers at once, and purged from the database afterwards."""
@@ -1554,8 +2014,7 @@ class StatusThingService:
             self._audit(tx, actor, "DeleteItem", item_id, {
                 "name": [item.name, None], "description": [item.description, None],
                 "status_id": [item.status.id, None], "notes": [notes, None]})
-        if notes:
-            self.purges_waiting.set()
+        self.purges_waiting.set()  # (its notes and history are purged afterwards)
         for forget in self.on_item_deleted:
             forget(item_id)
 
@@ -1565,7 +2024,7 @@ class StatusThingService:
         batches = 0
         while True:
             with self._store.write(changes_data=False) as tx:
-                if not tx.purge_notes(batch):
+                if not tx.purge_deleted_item(batch):
                     return batches
             batches += 1
 
@@ -1575,6 +2034,102 @@ class StatusThingService:
         if item is None:
             raise NotFound(f"item {item_id} not found")
         return item
+
+    # -- history -----------------------------------------------------------------------------------------------
+
+    def maintenance_windows(self, item_id, start_ns, end_ns):
+        """The maintenance windows covering the item during [start_ns, end_ns), sorted and disjoint: time in them
+        reads as maintenance. (None yet: scheduled maintenance comes with its own feature.)"""
+        return []
+
+    def _check_items(self, tx, item_ids):
+        ids = _ids_filter(item_ids, "item_ids")
+        for item_id in ids:
+            self._existing_item(tx, item_id)
+        return ids
+
+    def list_status_changes(self, item_ids=(), since_ns=None, until_ns=None, size=0, token=""):
+        """(A page of status changes, newest first; the next page's token, "" on the last)."""
+        size, after = page_size(size, "page_size"), read_page_token(token, "changes")
+        with self._store.read() as tx:
+            ids = self._check_items(tx, item_ids)
+            changes = tx.list_status_changes(ids, since_ns, until_ns, size + 1, _position(after))
+        more = len(changes) > size
+        return changes[:size], _next_token("changes", changes[size - 1].changed_at, changes[size - 1].id) if more \
+            else ""
+
+    def list_incidents(self, item_ids=(), since_ns=None, until_ns=None, unresolved_only=False, size=0, token=""):
+        """(A page of incidents, newest first, each with its status changes and notes; the next page's token)."""
+        size, after = page_size(size, "page_size"), read_page_token(token, "incidents")
+        now = CLOCK.wall_ns()
+        with self._store.read() as tx:
+            ids = self._check_items(tx, item_ids)
+            incidents = tx.list_incidents(ids, since_ns, until_ns, unresolved_only, size + 1, _position(after))
+            for incident in incidents[:size]:
+                start = incident.started_at.ToNanoseconds()
+                end = incident.resolved_at.ToNanoseconds() if incident.HasField("resolved_at") else now
+                incident.changes.extend(tx.changes_of_item(incident.item_id, start, end))
+                incident.notes.extend(tx.notes_written(incident.item_id, start, end, DEFAULT_PAGE_SIZE))
+        if any(not incident.HasField("resolved_at") for incident in incidents[:size]):
+            valid_until(now + HISTORY_FRESH_NS)  # (an open incident gathers notes as time goes on)
+        more = len(incidents) > size
+        return incidents[:size], _next_token("incidents", incidents[size - 1].started_at, incidents[size - 1].id) \
+            if more else ""
+
+    def get_uptime(self, item_ids=(), days=0):
+        """(An ItemUptime for each item, or every item: ``days`` calendar days (0: 90) ending today so far; the
+        time zone's name). From the per-day tallies of closed time, plus the time since each item's last change."""
+        if not 0 <= days <= MAX_UPTIME_DAYS:
+            raise InvalidArgument(f"days must be from 1 to {MAX_UPTIME_DAYS} (0 or unset: {DEFAULT_UPTIME_DAYS})")
+        days = days or DEFAULT_UPTIME_DAYS
+        now = CLOCK.wall_ns()
+        today = self.zone.day_of(now)
+        window = [today - datetime.timedelta(days=back) for back in range(days - 1, -1, -1)]
+        with self._store.read() as tx:
+            ids = self._check_items(tx, item_ids)
+            heads = tx.uptime_heads(ids)
+            rows = tx.uptime_tallies(ids, window[0].isoformat())
+        tallies = {}
+        for item_id, day, *ns in rows:
+            tallies.setdefault(item_id, {})[datetime.date.fromisoformat(day)] = ns
+        answer = []
+        for item_id, name, created_ns, last_change_ns, last_condition in heads:
+            item_tallies = {day: list(ns) for day, ns in tallies.get(item_id, {}).items()}
+            if last_change_ns is not None and last_change_ns < now:  # the open interval, up to now
+                start = max(last_change_ns, self.zone.start_ns(window[0]))
+                tally(item_tallies, self.zone, start, now, last_condition or pb.CONDITION_UNSPECIFIED,
+                      self.maintenance_windows(item_id, start, now))
+            zero = [0] * len(TALLIED)
+            item_days = [uptime_day(day, item_tallies.get(day, zero)) for day in window]
+            uptime = pb.ItemUptime(item_id=item_id, item_name=name, days=item_days)
+            percent = uptime_percent(item_days)
+            if percent is not None:
+                uptime.uptime_percent = percent
+            answer.append(uptime)
+        valid_until(now + HISTORY_FRESH_NS)  # (today so far moves with the clock)
+        return answer, self.zone.name
+
+    def tally_uptime_in_zone(self):
+        """Make sure the per-day tallies are in this server's time zone (they are kept in one): when they are not
+        (a first start, another --timezone), tally every closed interval again. Returns True when it did."""
+        with self._store.read() as tx:
+            if tx.get_setting("uptime_time_zone") == self.zone.name:
+                return False
+        with self._store.write(changes_data=True) as tx:
+            tx.clear_tallies()
+            previous, tallies = None, {}
+            for item_id, changed_ns, condition in tx.every_change_by_item():
+                if previous is not None and previous[0] == item_id:
+                    tally(tallies, self.zone, previous[1], changed_ns, previous[2] or pb.CONDITION_UNSPECIFIED,
+                          self.maintenance_windows(item_id, previous[1], changed_ns))
+                elif tallies:
+                    tx.add_to_tallies(previous[0], tallies)
+                    tallies = {}
+                previous = (item_id, changed_ns, condition)
+            if tallies:
+                tx.add_to_tallies(previous[0], tallies)
+            tx.set_setting("uptime_time_zone", self.zone.name)
+        return True
 
     # -- notes -----------------------------------------------------------------------------------------------
     # A note is part of what an item shows, so changing one moves the item's ``updated`` too.
@@ -1983,23 +2538,29 @@ def _optional(request, field):
     return getattr(request, field) if request.HasField(field) else None
 
 
+def _time_of(request, field):
+    """A Timestamp field as nanoseconds, or None when it is not set."""
+    return getattr(request, field).ToNanoseconds() if request.HasField(field) else None
+
+
 BINDINGS = {  # rpc name -> (service, request, actor) -> response; reads ignore the actor
     "GetItem": lambda svc, r, actor: pb.GetItemResponse(item=svc.get_item(r.item_id, r.notes_limit)),
     "ListItems": lambda svc, r, actor: pb.ListItemsResponse(
         items=svc.list_items(r.status_ids, r.kinds, r.extended, r.notes_limit)),
     "AddItem": lambda svc, r, actor: pb.AddItemResponse(item=svc.add_item(
         actor, r.name, r.description, r.initial_status_id,
-        r.initial_status if r.HasField("initial_status") else None, r.initial_note_text)),
+        r.initial_status if r.HasField("initial_status") else None, r.initial_note_text, r.position, r.group)),
     "UpdateItem": lambda svc, r, actor: svc.update_item(
-        actor, r.item_id, r.name, _optional(r, "description"), r.status_id) or pb.UpdateItemResponse(),
+        actor, r.item_id, r.name, _optional(r, "description"), r.status_id, r.note_text, _optional(r, "position"),
+        _optional(r, "group")) or pb.UpdateItemResponse(),
     "DeleteItem": lambda svc, r, actor: svc.delete_item(actor, r.item_id) or pb.DeleteItemResponse(),
     "GetStatus": lambda svc, r, actor: pb.GetStatusResponse(status=svc.get_status(r.status_id)),
     "ListStatus": lambda svc, r, actor: pb.ListStatusResponse(statuses=svc.list_statuses(r.kinds)),
     "AddStatus": lambda svc, r, actor: pb.AddStatusResponse(status=svc.add_status(
-        actor, r.name, r.description, r.color, r.kind)),
+        actor, r.name, r.description, r.color, r.kind, r.condition)),
     "UpdateStatus": lambda svc, r, actor: svc.update_status(
-        actor, r.status_id, r.name, _optional(r, "description"), _optional(r, "color"), r.kind)
-        or pb.UpdateStatusResponse(),
+        actor, r.status_id, r.name, _optional(r, "description"), _optional(r, "color"), r.kind,
+        _optional(r, "condition")) or pb.UpdateStatusResponse(),
     "DeleteStatus": lambda svc, r, actor: svc.delete_status(actor, r.status_id) or pb.DeleteStatusResponse(),
     "GetNote": lambda svc, r, actor: pb.GetNoteResponse(note=svc.get_note(r.note_id)),
     "ListNotes": lambda svc, r, actor: pb.ListNotesResponse(
@@ -2007,6 +2568,14 @@ BINDINGS = {  # rpc name -> (service, request, actor) -> response; reads ignore 
     "AddNote": lambda svc, r, actor: pb.AddNoteResponse(note=svc.add_note(actor, r.item_id, r.note_text)),
     "UpdateNote": lambda svc, r, actor: svc.update_note(actor, r.note_id, r.note_text) or pb.UpdateNoteResponse(),
     "DeleteNote": lambda svc, r, actor: svc.delete_note(actor, r.note_id) or pb.DeleteNoteResponse(),
+    "ListStatusChanges": lambda svc, r, actor: pb.ListStatusChangesResponse(
+        **dict(zip(("changes", "next_page_token"), svc.list_status_changes(
+            r.item_ids, _time_of(r, "since"), _time_of(r, "until"), r.page_size, r.page_token)))),
+    "GetUptime": lambda svc, r, actor: pb.GetUptimeResponse(
+        **dict(zip(("items", "time_zone"), svc.get_uptime(r.item_ids, r.days)))),
+    "ListIncidents": lambda svc, r, actor: pb.ListIncidentsResponse(
+        **dict(zip(("incidents", "next_page_token"), svc.list_incidents(
+            r.item_ids, _time_of(r, "since"), _time_of(r, "until"), r.unresolved_only, r.page_size, r.page_token)))),
 }
 
 
@@ -2172,7 +2741,7 @@ class ItemAnswers:
     def __init__(self, service, answers, max_bytes=PART_CACHE_BYTES):
         self._service = service
         self._answers = answers  # keeps the versions of a filtered list once per change of data, for every form
-        self._all = (None, {}, [])  # every item: (change number seen, {id: ItemVersion}, ids in list order)
+        self._all = (None, {}, [])  # every item: (change number seen, {id: ItemVersion}, sorted (position, id))
         self._all_lock = threading.Lock()
         self._forms = {}  # form -> {item id: (ItemVersion, part, cost)}, oldest encoding first
         self._bytes = 0
@@ -2214,17 +2783,19 @@ class ItemAnswers:
             seen, by_id, order = self._all
             seq, versions, named = self._service.versions_changed_since(seen)
             if named is None:
-                by_id, order = {version[0]: version for version in versions}, [version[0] for version in versions]
+                by_id = {version[0]: version for version in versions}
+                order = [(version[VERSION_POSITION], version[0]) for version in versions]
             elif seq != seen:
-                for version in versions:
-                    if version[0] not in by_id:
-                        bisect.insort(order, version[0])  # (the list's order is the ids' order)
-                    by_id[version[0]] = version
-                for gone in named - {version[0] for version in versions}:
-                    if by_id.pop(gone, None) is not None:
-                        del order[bisect.bisect_left(order, gone)]
+                changed = {version[0]: version for version in versions}
+                for item_id in named | set(changed):  # moved, added, changed or gone
+                    old = by_id.pop(item_id, None)
+                    if old is not None:
+                        del order[bisect.bisect_left(order, (old[VERSION_POSITION], item_id))]
+                    if item_id in changed:
+                        by_id[item_id] = changed[item_id]
+                        bisect.insort(order, (changed[item_id][VERSION_POSITION], item_id))
             self._all = (seq, by_id, order)
-            return [by_id[item_id] for item_id in order]
+            return [by_id[item_id] for _, item_id in order]
 
     def _evict(self):
         while self._bytes > self._max_bytes:
@@ -2370,6 +2941,8 @@ def status_json(status):
                                           ("description", status.description), ("color", status.color)) if text}
     if status.kind:
         value["kind"] = pb.StatusKind.Name(status.kind)
+    if status.condition:
+        value["condition"] = pb.Condition.Name(status.condition)
     if status.HasField("timestamps"):
         value["timestamps"] = _timestamps_json(status.timestamps)
     return value
@@ -2391,6 +2964,10 @@ def item_json(item):
         value["status"] = status_json(item.status)
     if item.notes:
         value["notes"] = [note_json(note) for note in item.notes]
+    if item.position:
+        value["position"] = item.position
+    if item.group:
+        value["group"] = item.group
     if item.HasField("timestamps"):
         value["timestamps"] = _timestamps_json(item.timestamps)
     return value
@@ -3832,7 +4409,7 @@ class App:
         except StartupError:
             self.listener.server_close()
             raise
-        self.service = StatusThingService(self.store)
+        self.service = StatusThingService(self.store, TimeZone(config.timezone))
         self.answers = AnswerCache(self.service.generation)
         self.item_answers = ItemAnswers(self.service, self.answers)
         self.service.on_item_deleted.append(self._forget_item)
@@ -3850,6 +4427,8 @@ class App:
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     def start(self):
+        if self.service.tally_uptime_in_zone():
+            log(event="uptime_tallied", time_zone=self.service.zone.name)
         self.grpc_server.start()
         self._serve_thread.start()
         self.service.purges_waiting.set()  # (purges a previous run left unfinished)
@@ -3957,6 +4536,9 @@ def _build_parser(environ):
                         help="development mode: gRPC server reflection on, and the HTML assets re-read from assets/ "
                              "on every request")
     flags.add("--title", "Status", help="title and heading of the public status page (default: Status)")
+    flags.add("--timezone", "UTC", metavar="ZONE",
+              help="the IANA time zone (e.g. Europe/Berlin) whose calendar days uptime bars and history count "
+                   "(default UTC)")
     flags.add("--public-url", "", metavar="URL",
               help="where people reach the server, e.g. https://status.example.com behind a reverse proxy: browser "
                    "writes may come from that origin, and links that leave the page use it")
@@ -4171,6 +4753,8 @@ def main(argv=None, environ=None):
     signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on, Ctrl-C is a KeyboardInterrupt
     environ = os.environ if environ is None else environ
     args = _build_parser(environ).parse_args(argv)
+    if environ.get("STATUSTHING_CLOCK"):  # (tests: the time is the one written in that file)
+        CLOCK.follow_file(environ["STATUSTHING_CLOCK"])
     try:
         if args.command:
             return run_command(args, Config(db_path=args.db))
@@ -4197,7 +4781,7 @@ def _server_config(args, environ):
                   max_connections=max(1, args.max_connections),
                   max_connections_per_client=max(1, args.max_connections_per_client),
                   idle_timeout_s=max(0.1, args.idle_timeout), request_timeout_s=max(0.1, args.request_timeout),
-                  durability=args.durability,
+                  durability=args.durability, timezone=checked("--timezone", _valid_time_zone, args.timezone),
                   public_url=checked("--public-url", parse_public_url, args.public_url) if args.public_url else "",
                   trusted_proxies=tuple(checked("--trusted-proxy", parse_trusted_proxy, proxy)
                                         for proxy in args.trusted_proxy))

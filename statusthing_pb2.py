@@ -26,25 +26,35 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0btypes.proto\x12\x0estatusthing.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb2\x01\n\x04Item\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12&\n\x06status\x18\x04 \x01(\x0b\x32\x16.statusthing.v1.Status\x12#\n\x05notes\x18\x05 \x03(\x0b\x32\x14.statusthing.v1.Note\x12.\n\ntimestamps\x18\x0f \x01(\x0b\x32\x1a.statusthing.v1.Timestamps\"\xa0\x01\n\x06Status\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\r\n\x05\x63olor\x18\x04 \x01(\t\x12(\n\x04kind\x18\x05 \x01(\x0e\x32\x1a.statusthing.v1.StatusKind\x12.\n\ntimestamps\x18\x0f \x01(\x0b\x32\x1a.statusthing.v1.Timestamps\"P\n\x04Note\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12.\n\ntimestamps\x18\x0f \x01(\x0b\x32\x1a.statusthing.v1.Timestamps\"\xe8\x01\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x10\n\x08password\x18\x03 \x01(\t\x12\x12\n\nfirst_name\x18\x04 \x01(\t\x12\x11\n\tlast_name\x18\x05 \x01(\t\x12\x15\n\remail_address\x18\x06 \x01(\t\x12.\n\nlast_login\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\navatar_url\x18\x08 \x01(\t\x12.\n\ntimestamps\x18\x0f \x01(\x0b\x32\x1a.statusthing.v1.Timestamps\"\x93\x01\n\nTimestamps\x12+\n\x07\x63reated\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07updated\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x64\x65leted\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xbc\x02\n\nStatusKind\x12\x17\n\x13STATUS_KIND_UNKNOWN\x10\x00\x12\x12\n\x0eSTATUS_KIND_UP\x10\x01\x12\x14\n\x10STATUS_KIND_DOWN\x10\x02\x12\x17\n\x13STATUS_KIND_WARNING\x10\x03\x12\x1b\n\x17STATUS_KIND_UNAVAILABLE\x10\x04\x12\x19\n\x15STATUS_KIND_AVAILABLE\x10\x05\x12\x1d\n\x19STATUS_KIND_INVESTIGATING\x10\x06\x12\x19\n\x15STATUS_KIND_OBSERVING\x10\x07\x12\x17\n\x13STATUS_KIND_CREATED\x10\x08\x12\x16\n\x12STATUS_KIND_ONLINE\x10\t\x12\x17\n\x13STATUS_KIND_OFFLINE\x10\n\x12\x16\n\x12STATUS_KIND_DECOMM\x10\x0b\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0btypes.proto\x12\x0estatusthing.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd3\x01\n\x04Item\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12&\n\x06status\x18\x04 \x01(\x0b\x32\x16.statusthing.v1.Status\x12#\n\x05notes\x18\x05 \x03(\x0b\x32\x14.statusthing.v1.Note\x12\x10\n\x08position\x18\x06 \x01(\x05\x12\r\n\x05group\x18\x07 \x01(\t\x12.\n\ntimestamps\x18\x0f \x01(\x0b\x32\x1a.statusthing.v1.Timestamps\"\xce\x01\n\x06Status\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\r\n\x05\x63olor\x18\x04 \x01(\t\x12(\n\x04kind\x18\x05 \x01(\x0e\x32\x1a.statusthing.v1.StatusKind\x12,\n\tcondition\x18\x06 \x01(\x0e\x32\x19.statusthing.v1.Condition\x12.\n\ntimestamps\x18\x0f \x01(\x0b\x32\x1a.statusthing.v1.Timestamps\"P\n\x04Note\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12.\n\ntimestamps\x18\x0f \x01(\x0b\x32\x1a.statusthing.v1.Timestamps\"\xe8\x01\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x10\n\x08password\x18\x03 \x01(\t\x12\x12\n\nfirst_name\x18\x04 \x01(\t\x12\x11\n\tlast_name\x18\x05 \x01(\t\x12\x15\n\remail_address\x18\x06 \x01(\t\x12.\n\nlast_login\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\navatar_url\x18\x08 \x01(\t\x12.\n\ntimestamps\x18\x0f \x01(\x0b\x32\x1a.statusthing.v1.Timestamps\"\x93\x01\n\nTimestamps\x12+\n\x07\x63reated\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07updated\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x64\x65leted\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb3\x01\n\x0cStatusChange\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\x12*\n\nold_status\x18\x03 \x01(\x0b\x32\x16.statusthing.v1.Status\x12*\n\nnew_status\x18\x04 \x01(\x0b\x32\x16.statusthing.v1.Status\x12.\n\nchanged_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd2\x01\n\tUptimeDay\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12(\n\x05worst\x18\x02 \x01(\x0e\x32\x19.statusthing.v1.Condition\x12\x18\n\x10observed_seconds\x18\x03 \x01(\x03\x12\x18\n\x10\x64\x65graded_seconds\x18\x04 \x01(\x03\x12\x1e\n\x16partial_outage_seconds\x18\x05 \x01(\x03\x12\x1c\n\x14major_outage_seconds\x18\x06 \x01(\x03\x12\x1b\n\x13maintenance_seconds\x18\x07 \x01(\x03\"\x89\x01\n\nItemUptime\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x11\n\titem_name\x18\x02 \x01(\t\x12\x1b\n\x0euptime_percent\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\'\n\x04\x64\x61ys\x18\x04 \x03(\x0b\x32\x19.statusthing.v1.UptimeDayB\x11\n\x0f_uptime_percent\"\x99\x02\n\x08Incident\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\x12\x11\n\titem_name\x18\x03 \x01(\t\x12(\n\x05worst\x18\x04 \x01(\x0e\x32\x19.statusthing.v1.Condition\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bresolved_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x07\x63hanges\x18\x07 \x03(\x0b\x32\x1c.statusthing.v1.StatusChange\x12#\n\x05notes\x18\x08 \x03(\x0b\x32\x14.statusthing.v1.Note*\xbc\x02\n\nStatusKind\x12\x17\n\x13STATUS_KIND_UNKNOWN\x10\x00\x12\x12\n\x0eSTATUS_KIND_UP\x10\x01\x12\x14\n\x10STATUS_KIND_DOWN\x10\x02\x12\x17\n\x13STATUS_KIND_WARNING\x10\x03\x12\x1b\n\x17STATUS_KIND_UNAVAILABLE\x10\x04\x12\x19\n\x15STATUS_KIND_AVAILABLE\x10\x05\x12\x1d\n\x19STATUS_KIND_INVESTIGATING\x10\x06\x12\x19\n\x15STATUS_KIND_OBSERVING\x10\x07\x12\x17\n\x13STATUS_KIND_CREATED\x10\x08\x12\x16\n\x12STATUS_KIND_ONLINE\x10\t\x12\x17\n\x13STATUS_KIND_OFFLINE\x10\n\x12\x16\n\x12STATUS_KIND_DECOMM\x10\x0b*\xae\x01\n\tCondition\x12\x19\n\x15\x43ONDITION_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43ONDITION_OPERATIONAL\x10\x01\x12\x16\n\x12\x43ONDITION_DEGRADED\x10\x02\x12\x1c\n\x18\x43ONDITION_PARTIAL_OUTAGE\x10\x03\x12\x1a\n\x16\x43ONDITION_MAJOR_OUTAGE\x10\x04\x12\x19\n\x15\x43ONDITION_MAINTENANCE\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'statusthing_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STATUSKIND']._serialized_start=876
-  _globals['_STATUSKIND']._serialized_end=1192
+  _globals['_STATUSKIND']._serialized_start=1774
+  _globals['_STATUSKIND']._serialized_end=2090
+  _globals['_CONDITION']._serialized_start=2093
+  _globals['_CONDITION']._serialized_end=2267
   _globals['_ITEM']._serialized_start=65
-  _globals['_ITEM']._serialized_end=243
-  _globals['_STATUS']._serialized_start=246
-  _globals['_STATUS']._serialized_end=406
-  _globals['_NOTE']._serialized_start=408
-  _globals['_NOTE']._serialized_end=488
-  _globals['_USER']._serialized_start=491
-  _globals['_USER']._serialized_end=723
-  _globals['_TIMESTAMPS']._serialized_start=726
-  _globals['_TIMESTAMPS']._serialized_end=873
+  _globals['_ITEM']._serialized_end=276
+  _globals['_STATUS']._serialized_start=279
+  _globals['_STATUS']._serialized_end=485
+  _globals['_NOTE']._serialized_start=487
+  _globals['_NOTE']._serialized_end=567
+  _globals['_USER']._serialized_start=570
+  _globals['_USER']._serialized_end=802
+  _globals['_TIMESTAMPS']._serialized_start=805
+  _globals['_TIMESTAMPS']._serialized_end=952
+  _globals['_STATUSCHANGE']._serialized_start=955
+  _globals['_STATUSCHANGE']._serialized_end=1134
+  _globals['_UPTIMEDAY']._serialized_start=1137
+  _globals['_UPTIMEDAY']._serialized_end=1347
+  _globals['_ITEMUPTIME']._serialized_start=1350
+  _globals['_ITEMUPTIME']._serialized_end=1487
+  _globals['_INCIDENT']._serialized_start=1490
+  _globals['_INCIDENT']._serialized_end=1771
 # @@protoc_insertion_point(module_scope)
 
 TYPES_DESCRIPTOR = DESCRIPTOR
@@ -74,81 +84,96 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0eservices.proto\x12\x0estatusthing.v1\x1a\x0btypes.proto\"6\n\x0eGetItemRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x13\n\x0bnotes_limit\x18\x02 \x01(\x05\"5\n\x0fGetItemResponse\x12\"\n\x04item\x18\x01 \x01(\x0b\x32\x14.statusthing.v1.Item\"x\n\x10ListItemsRequest\x12\x12\n\nstatus_ids\x18\x01 \x03(\t\x12)\n\x05kinds\x18\x02 \x03(\x0e\x32\x1a.statusthing.v1.StatusKind\x12\x13\n\x0bnotes_limit\x18\x03 \x01(\x05\x12\x10\n\x08\x65xtended\x18\x0e \x01(\x08\"8\n\x11ListItemsResponse\x12#\n\x05items\x18\x01 \x03(\x0b\x32\x14.statusthing.v1.Item\"\x99\x01\n\x0e\x41\x64\x64ItemRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x19\n\x11initial_status_id\x18\x03 \x01(\t\x12.\n\x0einitial_status\x18\x04 \x01(\x0b\x32\x16.statusthing.v1.Status\x12\x19\n\x11initial_note_text\x18\x05 \x01(\t\"5\n\x0f\x41\x64\x64ItemResponse\x12\"\n\x04item\x18\x01 \x01(\x0b\x32\x14.statusthing.v1.Item\"o\n\x11UpdateItemRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x18\n\x0b\x64\x65scription\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x11\n\tstatus_id\x18\x04 \x01(\tB\x0e\n\x0c_description\"\x14\n\x12UpdateItemResponse\"$\n\x11\x44\x65leteItemRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteItemResponse\"!\n\x0eGetNoteRequest\x12\x0f\n\x07note_id\x18\x01 \x01(\t\"5\n\x0fGetNoteResponse\x12\"\n\x04note\x18\x01 \x01(\x0b\x32\x14.statusthing.v1.Note\"J\n\x10ListNotesRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Q\n\x11ListNotesResponse\x12#\n\x05notes\x18\x01 \x03(\x0b\x32\x14.statusthing.v1.Note\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"4\n\x0e\x41\x64\x64NoteRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x11\n\tnote_text\x18\x02 \x01(\t\"5\n\x0f\x41\x64\x64NoteResponse\x12\"\n\x04note\x18\x01 \x01(\x0b\x32\x14.statusthing.v1.Note\"7\n\x11UpdateNoteRequest\x12\x0f\n\x07note_id\x18\x01 \x01(\t\x12\x11\n\tnote_text\x18\x02 \x01(\t\"\x14\n\x12UpdateNoteResponse\"$\n\x11\x44\x65leteNoteRequest\x12\x0f\n\x07note_id\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteNoteResponse\"%\n\x10GetStatusRequest\x12\x11\n\tstatus_id\x18\x01 \x01(\t\";\n\x11GetStatusResponse\x12&\n\x06status\x18\x01 \x01(\x0b\x32\x16.statusthing.v1.Status\">\n\x11ListStatusRequest\x12)\n\x05kinds\x18\x01 \x03(\x0e\x32\x1a.statusthing.v1.StatusKind\">\n\x12ListStatusResponse\x12(\n\x08statuses\x18\x01 \x03(\x0b\x32\x16.statusthing.v1.Status\"n\n\x10\x41\x64\x64StatusRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\r\n\x05\x63olor\x18\x03 \x01(\t\x12(\n\x04kind\x18\x04 \x01(\x0e\x32\x1a.statusthing.v1.StatusKind\";\n\x11\x41\x64\x64StatusResponse\x12&\n\x06status\x18\x01 \x01(\x0b\x32\x16.statusthing.v1.Status\"\xa8\x01\n\x13UpdateStatusRequest\x12\x11\n\tstatus_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x18\n\x0b\x64\x65scription\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x12\n\x05\x63olor\x18\x04 \x01(\tH\x01\x88\x01\x01\x12(\n\x04kind\x18\x05 \x01(\x0e\x32\x1a.statusthing.v1.StatusKindB\x0e\n\x0c_descriptionB\x08\n\x06_color\"\x16\n\x14UpdateStatusResponse\"(\n\x13\x44\x65leteStatusRequest\x12\x11\n\tstatus_id\x18\x01 \x01(\t\"\x16\n\x14\x44\x65leteStatusResponse2\xa2\x03\n\x0cItemsService\x12J\n\x07GetItem\x12\x1e.statusthing.v1.GetItemRequest\x1a\x1f.statusthing.v1.GetItemResponse\x12P\n\tListItems\x12 .statusthing.v1.ListItemsRequest\x1a!.statusthing.v1.ListItemsResponse\x12J\n\x07\x41\x64\x64Item\x12\x1e.statusthing.v1.AddItemRequest\x1a\x1f.statusthing.v1.AddItemResponse\x12S\n\nUpdateItem\x12!.statusthing.v1.UpdateItemRequest\x1a\".statusthing.v1.UpdateItemResponse\x12S\n\nDeleteItem\x12!.statusthing.v1.DeleteItemRequest\x1a\".statusthing.v1.DeleteItemResponse2\xbe\x03\n\rStatusService\x12P\n\tGetStatus\x12 .statusthing.v1.GetStatusRequest\x1a!.statusthing.v1.GetStatusResponse\x12S\n\nListStatus\x12!.statusthing.v1.ListStatusRequest\x1a\".statusthing.v1.ListStatusResponse\x12P\n\tAddStatus\x12 .statusthing.v1.AddStatusRequest\x1a!.statusthing.v1.AddStatusResponse\x12Y\n\x0cUpdateStatus\x12#.statusthing.v1.UpdateStatusRequest\x1a$.statusthing.v1.UpdateStatusResponse\x12Y\n\x0c\x44\x65leteStatus\x12#.statusthing.v1.DeleteStatusRequest\x1a$.statusthing.v1.DeleteStatusResponse2\xa2\x03\n\x0cNotesService\x12J\n\x07GetNote\x12\x1e.statusthing.v1.GetNoteRequest\x1a\x1f.statusthing.v1.GetNoteResponse\x12P\n\tListNotes\x12 .statusthing.v1.ListNotesRequest\x1a!.statusthing.v1.ListNotesResponse\x12J\n\x07\x41\x64\x64Note\x12\x1e.statusthing.v1.AddNoteRequest\x1a\x1f.statusthing.v1.AddNoteResponse\x12S\n\nUpdateNote\x12!.statusthing.v1.UpdateNoteRequest\x1a\".statusthing.v1.UpdateNoteResponse\x12S\n\nDeleteNote\x12!.statusthing.v1.DeleteNoteRequest\x1a\".statusthing.v1.DeleteNoteResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0eservices.proto\x12\x0estatusthing.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x0btypes.proto\"6\n\x0eGetItemRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x13\n\x0bnotes_limit\x18\x02 \x01(\x05\"5\n\x0fGetItemResponse\x12\"\n\x04item\x18\x01 \x01(\x0b\x32\x14.statusthing.v1.Item\"x\n\x10ListItemsRequest\x12\x12\n\nstatus_ids\x18\x01 \x03(\t\x12)\n\x05kinds\x18\x02 \x03(\x0e\x32\x1a.statusthing.v1.StatusKind\x12\x13\n\x0bnotes_limit\x18\x03 \x01(\x05\x12\x10\n\x08\x65xtended\x18\x0e \x01(\x08\"8\n\x11ListItemsResponse\x12#\n\x05items\x18\x01 \x03(\x0b\x32\x14.statusthing.v1.Item\"\xba\x01\n\x0e\x41\x64\x64ItemRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x19\n\x11initial_status_id\x18\x03 \x01(\t\x12.\n\x0einitial_status\x18\x04 \x01(\x0b\x32\x16.statusthing.v1.Status\x12\x19\n\x11initial_note_text\x18\x05 \x01(\t\x12\x10\n\x08position\x18\x06 \x01(\x05\x12\r\n\x05group\x18\x07 \x01(\t\"5\n\x0f\x41\x64\x64ItemResponse\x12\"\n\x04item\x18\x01 \x01(\x0b\x32\x14.statusthing.v1.Item\"\xc4\x01\n\x11UpdateItemRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x18\n\x0b\x64\x65scription\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x11\n\tstatus_id\x18\x04 \x01(\t\x12\x11\n\tnote_text\x18\x05 \x01(\t\x12\x15\n\x08position\x18\x06 \x01(\x05H\x01\x88\x01\x01\x12\x12\n\x05group\x18\x07 \x01(\tH\x02\x88\x01\x01\x42\x0e\n\x0c_descriptionB\x0b\n\t_positionB\x08\n\x06_group\"\x14\n\x12UpdateItemResponse\"$\n\x11\x44\x65leteItemRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteItemResponse\"!\n\x0eGetNoteRequest\x12\x0f\n\x07note_id\x18\x01 \x01(\t\"5\n\x0fGetNoteResponse\x12\"\n\x04note\x18\x01 \x01(\x0b\x32\x14.statusthing.v1.Note\"J\n\x10ListNotesRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Q\n\x11ListNotesResponse\x12#\n\x05notes\x18\x01 \x03(\x0b\x32\x14.statusthing.v1.Note\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"4\n\x0e\x41\x64\x64NoteRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x11\n\tnote_text\x18\x02 \x01(\t\"5\n\x0f\x41\x64\x64NoteResponse\x12\"\n\x04note\x18\x01 \x01(\x0b\x32\x14.statusthing.v1.Note\"7\n\x11UpdateNoteRequest\x12\x0f\n\x07note_id\x18\x01 \x01(\t\x12\x11\n\tnote_text\x18\x02 \x01(\t\"\x14\n\x12UpdateNoteResponse\"$\n\x11\x44\x65leteNoteRequest\x12\x0f\n\x07note_id\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteNoteResponse\"%\n\x10GetStatusRequest\x12\x11\n\tstatus_id\x18\x01 \x01(\t\";\n\x11GetStatusResponse\x12&\n\x06status\x18\x01 \x01(\x0b\x32\x16.statusthing.v1.Status\">\n\x11ListStatusRequest\x12)\n\x05kinds\x18\x01 \x03(\x0e\x32\x1a.statusthing.v1.StatusKind\">\n\x12ListStatusResponse\x12(\n\x08statuses\x18\x01 \x03(\x0b\x32\x16.statusthing.v1.Status\"\x9c\x01\n\x10\x41\x64\x64StatusRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\r\n\x05\x63olor\x18\x03 \x01(\t\x12(\n\x04kind\x18\x04 \x01(\x0e\x32\x1a.statusthing.v1.StatusKind\x12,\n\tcondition\x18\x06 \x01(\x0e\x32\x19.statusthing.v1.Condition\";\n\x11\x41\x64\x64StatusResponse\x12&\n\x06status\x18\x01 \x01(\x0b\x32\x16.statusthing.v1.Status\"\xe9\x01\n\x13UpdateStatusRequest\x12\x11\n\tstatus_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x18\n\x0b\x64\x65scription\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x12\n\x05\x63olor\x18\x04 \x01(\tH\x01\x88\x01\x01\x12(\n\x04kind\x18\x05 \x01(\x0e\x32\x1a.statusthing.v1.StatusKind\x12\x31\n\tcondition\x18\x06 \x01(\x0e\x32\x19.statusthing.v1.ConditionH\x02\x88\x01\x01\x42\x0e\n\x0c_descriptionB\x08\n\x06_colorB\x0c\n\n_condition\"\x16\n\x14UpdateStatusResponse\"(\n\x13\x44\x65leteStatusRequest\x12\x11\n\tstatus_id\x18\x01 \x01(\t\"\x16\n\x14\x44\x65leteStatusResponse\"\xa9\x01\n\x18ListStatusChangesRequest\x12\x10\n\x08item_ids\x18\x01 \x03(\t\x12)\n\x05since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"c\n\x19ListStatusChangesResponse\x12-\n\x07\x63hanges\x18\x01 \x03(\x0b\x32\x1c.statusthing.v1.StatusChange\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\x10GetUptimeRequest\x12\x10\n\x08item_ids\x18\x01 \x03(\t\x12\x0c\n\x04\x64\x61ys\x18\x02 \x01(\x05\"Q\n\x11GetUptimeResponse\x12)\n\x05items\x18\x01 \x03(\x0b\x32\x1a.statusthing.v1.ItemUptime\x12\x11\n\ttime_zone\x18\x02 \x01(\t\"\xbe\x01\n\x14ListIncidentsRequest\x12\x10\n\x08item_ids\x18\x01 \x03(\t\x12)\n\x05since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0funresolved_only\x18\x04 \x01(\x08\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"]\n\x15ListIncidentsResponse\x12+\n\tincidents\x18\x01 \x03(\x0b\x32\x18.statusthing.v1.Incident\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xa2\x03\n\x0cItemsService\x12J\n\x07GetItem\x12\x1e.statusthing.v1.GetItemRequest\x1a\x1f.statusthing.v1.GetItemResponse\x12P\n\tListItems\x12 .statusthing.v1.ListItemsRequest\x1a!.statusthing.v1.ListItemsResponse\x12J\n\x07\x41\x64\x64Item\x12\x1e.statusthing.v1.AddItemRequest\x1a\x1f.statusthing.v1.AddItemResponse\x12S\n\nUpdateItem\x12!.statusthing.v1.UpdateItemRequest\x1a\".statusthing.v1.UpdateItemResponse\x12S\n\nDeleteItem\x12!.statusthing.v1.DeleteItemRequest\x1a\".statusthing.v1.DeleteItemResponse2\xbe\x03\n\rStatusService\x12P\n\tGetStatus\x12 .statusthing.v1.GetStatusRequest\x1a!.statusthing.v1.GetStatusResponse\x12S\n\nListStatus\x12!.statusthing.v1.ListStatusRequest\x1a\".statusthing.v1.ListStatusResponse\x12P\n\tAddStatus\x12 .statusthing.v1.AddStatusRequest\x1a!.statusthing.v1.AddStatusResponse\x12Y\n\x0cUpdateStatus\x12#.statusthing.v1.UpdateStatusRequest\x1a$.statusthing.v1.UpdateStatusResponse\x12Y\n\x0c\x44\x65leteStatus\x12#.statusthing.v1.DeleteStatusRequest\x1a$.statusthing.v1.DeleteStatusResponse2\xaa\x02\n\x0eHistoryService\x12h\n\x11ListStatusChanges\x12(.statusthing.v1.ListStatusChangesRequest\x1a).statusthing.v1.ListStatusChangesResponse\x12P\n\tGetUptime\x12 .statusthing.v1.GetUptimeRequest\x1a!.statusthing.v1.GetUptimeResponse\x12\\\n\rListIncidents\x12$.statusthing.v1.ListIncidentsRequest\x1a%.statusthing.v1.ListIncidentsResponse2\xa2\x03\n\x0cNotesService\x12J\n\x07GetNote\x12\x1e.statusthing.v1.GetNoteRequest\x1a\x1f.statusthing.v1.GetNoteResponse\x12P\n\tListNotes\x12 .statusthing.v1.ListNotesRequest\x1a!.statusthing.v1.ListNotesResponse\x12J\n\x07\x41\x64\x64Note\x12\x1e.statusthing.v1.AddNoteRequest\x1a\x1f.statusthing.v1.AddNoteResponse\x12S\n\nUpdateNote\x12!.statusthing.v1.UpdateNoteRequest\x1a\".statusthing.v1.UpdateNoteResponse\x12S\n\nDeleteNote\x12!.statusthing.v1.DeleteNoteRequest\x1a\".statusthing.v1.DeleteNoteResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'statusthing_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETITEMREQUEST']._serialized_start=47
-  _globals['_GETITEMREQUEST']._serialized_end=101
-  _globals['_GETITEMRESPONSE']._serialized_start=103
-  _globals['_GETITEMRESPONSE']._serialized_end=156
-  _globals['_LISTITEMSREQUEST']._serialized_start=158
-  _globals['_LISTITEMSREQUEST']._serialized_end=278
-  _globals['_LISTITEMSRESPONSE']._serialized_start=280
-  _globals['_LISTITEMSRESPONSE']._serialized_end=336
-  _globals['_ADDITEMREQUEST']._serialized_start=339
-  _globals['_ADDITEMREQUEST']._serialized_end=492
-  _globals['_ADDITEMRESPONSE']._serialized_start=494
-  _globals['_ADDITEMRESPONSE']._serialized_end=547
-  _globals['_UPDATEITEMREQUEST']._serialized_start=549
-  _globals['_UPDATEITEMREQUEST']._serialized_end=660
-  _globals['_UPDATEITEMRESPONSE']._serialized_start=662
-  _globals['_UPDATEITEMRESPONSE']._serialized_end=682
-  _globals['_DELETEITEMREQUEST']._serialized_start=684
-  _globals['_DELETEITEMREQUEST']._serialized_end=720
-  _globals['_DELETEITEMRESPONSE']._serialized_start=722
-  _globals['_DELETEITEMRESPONSE']._serialized_end=742
-  _globals['_GETNOTEREQUEST']._serialized_start=744
-  _globals['_GETNOTEREQUEST']._serialized_end=777
-  _globals['_GETNOTERESPONSE']._serialized_start=779
-  _globals['_GETNOTERESPONSE']._serialized_end=832
-  _globals['_LISTNOTESREQUEST']._serialized_start=834
-  _globals['_LISTNOTESREQUEST']._serialized_end=908
-  _globals['_LISTNOTESRESPONSE']._serialized_start=910
-  _globals['_LISTNOTESRESPONSE']._serialized_end=991
-  _globals['_ADDNOTEREQUEST']._serialized_start=993
-  _globals['_ADDNOTEREQUEST']._serialized_end=1045
-  _globals['_ADDNOTERESPONSE']._serialized_start=1047
-  _globals['_ADDNOTERESPONSE']._serialized_end=1100
-  _globals['_UPDATENOTEREQUEST']._serialized_start=1102
-  _globals['_UPDATENOTEREQUEST']._serialized_end=1157
-  _globals['_UPDATENOTERESPONSE']._serialized_start=1159
-  _globals['_UPDATENOTERESPONSE']._serialized_end=1179
-  _globals['_DELETENOTEREQUEST']._serialized_start=1181
-  _globals['_DELETENOTEREQUEST']._serialized_end=1217
-  _globals['_DELETENOTERESPONSE']._serialized_start=1219
-  _globals['_DELETENOTERESPONSE']._serialized_end=1239
-  _globals['_GETSTATUSREQUEST']._serialized_start=1241
-  _globals['_GETSTATUSREQUEST']._serialized_end=1278
-  _globals['_GETSTATUSRESPONSE']._serialized_start=1280
-  _globals['_GETSTATUSRESPONSE']._serialized_end=1339
-  _globals['_LISTSTATUSREQUEST']._serialized_start=1341
-  _globals['_LISTSTATUSREQUEST']._serialized_end=1403
-  _globals['_LISTSTATUSRESPONSE']._serialized_start=1405
-  _globals['_LISTSTATUSRESPONSE']._serialized_end=1467
-  _globals['_ADDSTATUSREQUEST']._serialized_start=1469
-  _globals['_ADDSTATUSREQUEST']._serialized_end=1579
-  _globals['_ADDSTATUSRESPONSE']._serialized_start=1581
-  _globals['_ADDSTATUSRESPONSE']._serialized_end=1640
-  _globals['_UPDATESTATUSREQUEST']._serialized_start=1643
-  _globals['_UPDATESTATUSREQUEST']._serialized_end=1811
-  _globals['_UPDATESTATUSRESPONSE']._serialized_start=1813
-  _globals['_UPDATESTATUSRESPONSE']._serialized_end=1835
-  _globals['_DELETESTATUSREQUEST']._serialized_start=1837
-  _globals['_DELETESTATUSREQUEST']._serialized_end=1877
-  _globals['_DELETESTATUSRESPONSE']._serialized_start=1879
-  _globals['_DELETESTATUSRESPONSE']._serialized_end=1901
-  _globals['_ITEMSSERVICE']._serialized_start=1904
-  _globals['_ITEMSSERVICE']._serialized_end=2322
-  _globals['_STATUSSERVICE']._serialized_start=2325
-  _globals['_STATUSSERVICE']._serialized_end=2771
-  _globals['_NOTESSERVICE']._serialized_start=2774
-  _globals['_NOTESSERVICE']._serialized_end=3192
+  _globals['_GETITEMREQUEST']._serialized_start=80
+  _globals['_GETITEMREQUEST']._serialized_end=134
+  _globals['_GETITEMRESPONSE']._serialized_start=136
+  _globals['_GETITEMRESPONSE']._serialized_end=189
+  _globals['_LISTITEMSREQUEST']._serialized_start=191
+  _globals['_LISTITEMSREQUEST']._serialized_end=311
+  _globals['_LISTITEMSRESPONSE']._serialized_start=313
+  _globals['_LISTITEMSRESPONSE']._serialized_end=369
+  _globals['_ADDITEMREQUEST']._serialized_start=372
+  _globals['_ADDITEMREQUEST']._serialized_end=558
+  _globals['_ADDITEMRESPONSE']._serialized_start=560
+  _globals['_ADDITEMRESPONSE']._serialized_end=613
+  _globals['_UPDATEITEMREQUEST']._serialized_start=616
+  _globals['_UPDATEITEMREQUEST']._serialized_end=812
+  _globals['_UPDATEITEMRESPONSE']._serialized_start=814
+  _globals['_UPDATEITEMRESPONSE']._serialized_end=834
+  _globals['_DELETEITEMREQUEST']._serialized_start=836
+  _globals['_DELETEITEMREQUEST']._serialized_end=872
+  _globals['_DELETEITEMRESPONSE']._serialized_start=874
+  _globals['_DELETEITEMRESPONSE']._serialized_end=894
+  _globals['_GETNOTEREQUEST']._serialized_start=896
+  _globals['_GETNOTEREQUEST']._serialized_end=929
+  _globals['_GETNOTERESPONSE']._serialized_start=931
+  _globals['_GETNOTERESPONSE']._serialized_end=984
+  _globals['_LISTNOTESREQUEST']._serialized_start=986
+  _globals['_LISTNOTESREQUEST']._serialized_end=1060
+  _globals['_LISTNOTESRESPONSE']._serialized_start=1062
+  _globals['_LISTNOTESRESPONSE']._serialized_end=1143
+  _globals['_ADDNOTEREQUEST']._serialized_start=1145
+  _globals['_ADDNOTEREQUEST']._serialized_end=1197
+  _globals['_ADDNOTERESPONSE']._serialized_start=1199
+  _globals['_ADDNOTERESPONSE']._serialized_end=1252
+  _globals['_UPDATENOTEREQUEST']._serialized_start=1254
+  _globals['_UPDATENOTEREQUEST']._serialized_end=1309
+  _globals['_UPDATENOTERESPONSE']._serialized_start=1311
+  _globals['_UPDATENOTERESPONSE']._serialized_end=1331
+  _globals['_DELETENOTEREQUEST']._serialized_start=1333
+  _globals['_DELETENOTEREQUEST']._serialized_end=1369
+  _globals['_DELETENOTERESPONSE']._serialized_start=1371
+  _globals['_DELETENOTERESPONSE']._serialized_end=1391
+  _globals['_GETSTATUSREQUEST']._serialized_start=1393
+  _globals['_GETSTATUSREQUEST']._serialized_end=1430
+  _globals['_GETSTATUSRESPONSE']._serialized_start=1432
+  _globals['_GETSTATUSRESPONSE']._serialized_end=1491
+  _globals['_LISTSTATUSREQUEST']._serialized_start=1493
+  _globals['_LISTSTATUSREQUEST']._serialized_end=1555
+  _globals['_LISTSTATUSRESPONSE']._serialized_start=1557
+  _globals['_LISTSTATUSRESPONSE']._serialized_end=1619
+  _globals['_ADDSTATUSREQUEST']._serialized_start=1622
+  _globals['_ADDSTATUSREQUEST']._serialized_end=1778
+  _globals['_ADDSTATUSRESPONSE']._serialized_start=1780
+  _globals['_ADDSTATUSRESPONSE']._serialized_end=1839
+  _globals['_UPDATESTATUSREQUEST']._serialized_start=1842
+  _globals['_UPDATESTATUSREQUEST']._serialized_end=2075
+  _globals['_UPDATESTATUSRESPONSE']._serialized_start=2077
+  _globals['_UPDATESTATUSRESPONSE']._serialized_end=2099
+  _globals['_DELETESTATUSREQUEST']._serialized_start=2101
+  _globals['_DELETESTATUSREQUEST']._serialized_end=2141
+  _globals['_DELETESTATUSRESPONSE']._serialized_start=2143
+  _globals['_DELETESTATUSRESPONSE']._serialized_end=2165
+  _globals['_LISTSTATUSCHANGESREQUEST']._serialized_start=2168
+  _globals['_LISTSTATUSCHANGESREQUEST']._serialized_end=2337
+  _globals['_LISTSTATUSCHANGESRESPONSE']._serialized_start=2339
+  _globals['_LISTSTATUSCHANGESRESPONSE']._serialized_end=2438
+  _globals['_GETUPTIMEREQUEST']._serialized_start=2440
+  _globals['_GETUPTIMEREQUEST']._serialized_end=2490
+  _globals['_GETUPTIMERESPONSE']._serialized_start=2492
+  _globals['_GETUPTIMERESPONSE']._serialized_end=2573
+  _globals['_LISTINCIDENTSREQUEST']._serialized_start=2576
+  _globals['_LISTINCIDENTSREQUEST']._serialized_end=2766
+  _globals['_LISTINCIDENTSRESPONSE']._serialized_start=2768
+  _globals['_LISTINCIDENTSRESPONSE']._serialized_end=2861
+  _globals['_ITEMSSERVICE']._serialized_start=2864
+  _globals['_ITEMSSERVICE']._serialized_end=3282
+  _globals['_STATUSSERVICE']._serialized_start=3285
+  _globals['_STATUSSERVICE']._serialized_end=3731
+  _globals['_HISTORYSERVICE']._serialized_start=3734
+  _globals['_HISTORYSERVICE']._serialized_end=4032
+  _globals['_NOTESSERVICE']._serialized_start=4035
+  _globals['_NOTESSERVICE']._serialized_end=4453
 # @@protoc_insertion_point(module_scope)
 
 SERVICES_DESCRIPTOR = DESCRIPTOR

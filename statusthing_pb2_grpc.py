@@ -514,6 +514,167 @@ class StatusService:
             _registered_method=True)
 
 
+class HistoryServiceStub:
+    """History: status changes, uptime and incidents (reads, public like the others).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListStatusChanges = channel.unary_unary(
+                '/statusthing.v1.HistoryService/ListStatusChanges',
+                request_serializer=services__pb2.ListStatusChangesRequest.SerializeToString,
+                response_deserializer=services__pb2.ListStatusChangesResponse.FromString,
+                _registered_method=True)
+        self.GetUptime = channel.unary_unary(
+                '/statusthing.v1.HistoryService/GetUptime',
+                request_serializer=services__pb2.GetUptimeRequest.SerializeToString,
+                response_deserializer=services__pb2.GetUptimeResponse.FromString,
+                _registered_method=True)
+        self.ListIncidents = channel.unary_unary(
+                '/statusthing.v1.HistoryService/ListIncidents',
+                request_serializer=services__pb2.ListIncidentsRequest.SerializeToString,
+                response_deserializer=services__pb2.ListIncidentsResponse.FromString,
+                _registered_method=True)
+
+
+class HistoryServiceServicer:
+    """History: status changes, uptime and incidents (reads, public like the others).
+    """
+
+    def ListStatusChanges(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUptime(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListIncidents(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_HistoryServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListStatusChanges': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListStatusChanges,
+                    request_deserializer=services__pb2.ListStatusChangesRequest.FromString,
+                    response_serializer=services__pb2.ListStatusChangesResponse.SerializeToString,
+            ),
+            'GetUptime': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUptime,
+                    request_deserializer=services__pb2.GetUptimeRequest.FromString,
+                    response_serializer=services__pb2.GetUptimeResponse.SerializeToString,
+            ),
+            'ListIncidents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIncidents,
+                    request_deserializer=services__pb2.ListIncidentsRequest.FromString,
+                    response_serializer=services__pb2.ListIncidentsResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'statusthing.v1.HistoryService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('statusthing.v1.HistoryService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class HistoryService:
+    """History: status changes, uptime and incidents (reads, public like the others).
+    """
+
+    @staticmethod
+    def ListStatusChanges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/statusthing.v1.HistoryService/ListStatusChanges',
+            services__pb2.ListStatusChangesRequest.SerializeToString,
+            services__pb2.ListStatusChangesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUptime(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/statusthing.v1.HistoryService/GetUptime',
+            services__pb2.GetUptimeRequest.SerializeToString,
+            services__pb2.GetUptimeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIncidents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/statusthing.v1.HistoryService/ListIncidents',
+            services__pb2.ListIncidentsRequest.SerializeToString,
+            services__pb2.ListIncidentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
 class NotesServiceStub:
     """Missing associated documentation comment in .proto file."""
 

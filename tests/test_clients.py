@@ -13,6 +13,7 @@ from connectrpc.compat import google_protobuf_binary_codec, google_protobuf_json
 from connectrpc.errors import ConnectError
 from connectrpc.method import IdempotencyLevel, MethodInfo, StreamType
 
+import statusthing
 import statusthing_pb2 as pb
 import statusthing_pb2_grpc as pb_grpc
 from conftest import ADMIN_AUTH, SERVICE_OF
@@ -131,7 +132,8 @@ def reflection_services(channel, version):
 def test_reflection_in_devmode_describes_every_listed_service(start_server):
     server = start_server("--devmode")
     expected = {"statusthing.v1.ItemsService", "statusthing.v1.StatusService", "statusthing.v1.NotesService",
-                "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"}
+                "statusthing.v1.HistoryService", "grpc.reflection.v1.ServerReflection",
+                "grpc.reflection.v1alpha.ServerReflection"}
     with server.channel() as channel:
         for version in ("v1", "v1alpha"):
             assert reflection_services(channel, version) == expected
@@ -150,7 +152,7 @@ def test_reflection_in_devmode_describes_every_listed_service(start_server):
     assert listed.returncode == 0, listed.stderr
     methods = set(listed.stdout.split())
     assert "grpc.reflection.v1.ServerReflection/ServerReflectionInfo" in methods
-    assert {m.rsplit("/", 1)[0] for m in methods} == expected and len(methods) == 15 + 2
+    assert {m.rsplit("/", 1)[0] for m in methods} == expected and len(methods) == len(statusthing.METHODS) + 2
     called = subprocess.run([*buf, "-d", "{}", f"http://{server.address}/statusthing.v1.StatusService/ListStatus"],
                             capture_output=True, text=True, timeout=60)
     assert called.returncode == 0 and {s["name"] for s in json.loads(called.stdout)["statuses"]} == {

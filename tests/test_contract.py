@@ -87,7 +87,7 @@ def test_services_and_rpcs():
         expected.add((f"/statusthing.v1.{service}/{rpc}", request, response))
     assert len(expected) == 15
     actual = {(m.path, m.request_class.__name__, m.response_class.__name__) for m in statusthing.METHODS.values()}
-    assert actual == expected
+    assert expected <= actual  # the original's RPCs, unchanged; the additions are checked below
     for service in pb.SERVICES_DESCRIPTOR.services_by_name.values():
         assert all(not m.client_streaming and not m.server_streaming for m in service.methods)
 
@@ -119,4 +119,36 @@ def test_proto_files_declare_the_contract_package():
         text = (ROOT / name).read_text()
         assert "package statusthing.v1;" in text
     assert pathlib.Path(pb.TYPES_DESCRIPTOR.name).name == "types.proto"
-    assert pb.SERVICES_DESCRIPTOR.dependencies[0].name == "types.proto"
+    assert "types.proto" in [dependency.name for dependency in pb.SERVICES_DESCRIPTOR.dependencies]
+
+
+def numbered_fields(text):
+    """{field name: number} of the "name = N" pairs in a cell of the contract's additions."""
+    return {name: int(number) for name, number in re.findall(r"\b(\w+) = (\d+)", text)}
+
+
+@needs_contract
+def test_history_service_and_its_messages_as_the_additions_say():
+    text = CONTRACT.read_text()
+    rpcs = table_rows(text[text.index("### HistoryService"):], "| rpc | request fields | response fields |")
+    assert [row[0] for row in rpcs] == ["ListStatusChanges", "GetUptime", "ListIncidents"]
+    for rpc, request, response in rpcs:
+        method = statusthing.METHODS[f"/statusthing.v1.HistoryService/{rpc}"]
+        for message, cell in ((method.request_class, request), (method.response_class, response)):
+            fields = {field.name: field.number for field in message.DESCRIPTOR.fields}
+            assert numbered_fields(cell).items() <= fields.items(), (rpc, cell)
+    for message, cell in table_rows(text, "| message (types.proto) | fields |"):
+        fields = {field.name: field.number for field in getattr(pb, message).DESCRIPTOR.fields}
+        assert numbered_fields(cell).items() <= fields.items(), message
+    conditions = dict((name, int(number)) for name, number in re.findall(r"(CONDITION_\w+) = (\d+)", text))
+    assert {value.name: value.number for value in pb.Condition.DESCRIPTOR.values} == conditions
+    assert pb.Status.DESCRIPTOR.fields_by_name["condition"].number == 6
+    assert (pb.Item.DESCRIPTOR.fields_by_name["position"].number, pb.Item.DESCRIPTOR.fields_by_name["group"].number) \
+        == (6, 7)
+    for message, field, number in (("ListNotesRequest", "page_size", 2), ("ListNotesRequest", "page_token", 3),
+                                   ("ListNotesResponse", "next_page_token", 2), ("ListItemsRequest", "notes_limit", 3),
+                                   ("GetItemRequest", "notes_limit", 2), ("UpdateItemRequest", "note_text", 5),
+                                   ("AddItemRequest", "position", 6), ("AddItemRequest", "group", 7),
+                                   ("UpdateItemRequest", "position", 6), ("UpdateItemRequest", "group", 7),
+                                   ("AddStatusRequest", "condition", 6), ("UpdateStatusRequest", "condition", 6)):
+        assert getattr(pb, message).DESCRIPTOR.fields_by_name[field].number == number, (message, field)
