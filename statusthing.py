@@ -359,16 +359,21 @@ class Clock:
     def __init__(self):
         self._last = 0
         self._lock = threading.Lock()
-        self._file, self._file_seen, self._file_ns = None, None, 0
+        self._file, self._file_seen, self._file_ns, self._file_last = None, None, 0, None
 
     def follow_file(self, path):
         """From now on, the time is the one written in ``path`` (for tests)."""
         self._file = path
 
     def now_ns(self):
-        """The time for a record: unique within this process, and later than every earlier one."""
+        """The time for a record: unique within this process, and later than every earlier one. (A test clock may
+        be set back, and then is: records made at one set instant still get one nanosecond each.)"""
         with self._lock:
-            self._last = max(self.wall_ns(), self._last + 1)
+            wall = self.wall_ns()
+            if self._file is not None and wall != self._file_last:
+                self._file_last, self._last = wall, wall
+            else:
+                self._last = max(wall, self._last + 1)
             return self._last
 
     def wall_ns(self):
@@ -2412,7 +2417,7 @@ class Accounts:
                     if len(self._matched) > 1000:
                         self._matched.clear()
                     self._matched[key] = user.password.digest
-        now = CLOCK.now_ns()
+        now = CLOCK.wall_ns()
         if (user.last_login_ns or 0) < now - LAST_USED_RESOLUTION_NS:
             with self._store.write(changes_data=False) as tx:
                 tx.touch_login(user.id, now)
@@ -2427,7 +2432,7 @@ class Accounts:
             found = tx.get_token(hashlib.sha256(token.encode()).hexdigest())
         if found is None:
             return None
-        now = CLOCK.now_ns()
+        now = CLOCK.wall_ns()
         if (found.last_used_ns or 0) < now - LAST_USED_RESOLUTION_NS:
             with self._store.write(changes_data=False) as tx:
                 tx.touch_token(found.id, now)
