@@ -48,6 +48,7 @@ import ctypes.util
 import dataclasses
 import datetime
 import email.utils
+import functools
 import getpass
 import gzip
 import hashlib
@@ -146,7 +147,9 @@ DEFAULT_PAGE_SIZE = 100  # notes in an item, notes in a page (contract: "Paging 
 MAX_PAGE_SIZE = 1000
 PURGE_BATCH = 2000  # notes of a deleted item deleted per transaction (a few milliseconds of the write lock)
 DEFAULT_UPTIME_DAYS = 90
+ITEM_PAGE_ENTRIES = 50  # status changes and notes on one page of /items/<id>
 MAX_UPTIME_DAYS = 366
+MAX_INCIDENT_CHANGES = 1000  # status changes listed with one incident (a flapping item can have thousands)
 HISTORY_FRESH_NS = 60 * 10 ** 9  # answers about today so far (uptime, open incidents) are kept at most this long
 PURGE_CHECK_S = 60  # how often the janitor looks for purges another process queued (and prunes the change log)
 CHANGES_KEPT = 50_000  # rows of the change log kept (a reader further behind reads every version once)
@@ -451,12 +454,15 @@ def utc_iso(ns, timespec="milliseconds"):
 # StatusThingError in one place (AlreadyExists for a taken name, Unavailable for a busy database, Internal else).
 
 # An item's version, as item_versions gives it: the row (id, revision, status id, status revision, notes count,
-# position).
+# position, time and condition of its last status change, creation time).
 # Any change to the item, its notes or its status moves one of them. (Rows, not a record class: at 10,000 items
 # building one object per row costs more than the query.)
 ItemVersion = tuple
 VERSION_NOTES_COUNT = 4
 VERSION_POSITION = 5
+VERSION_LAST_CHANGE_NS = 6  # (None when the item never had a status)
+VERSION_LAST_CONDITION = 7
+VERSION_CREATED_NS = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -598,6 +604,77 @@ class Transaction(typing.Protocol):
 
     def delete_note(self, note_id: str) -> None:
         """Remove a note."""
+
+    # history
+    def record_status_change(self, change_id: str, item_id: str, changed_ns: int, old_status: pb.Status | None,
+                             new_status: pb.Status | None) -> pb.StatusChange:
+        """Keep a change of an item's status, both statuses as they are now; it becomes the item's last change."""
+
+    def last_status_change(self, item_id: str) -> pb.StatusChange | None:
+        """The item's newest status change, or None."""
+
+    def list_status_changes(self, item_ids: typing.Sequence[str] = (), since_ns: int | None = None,
+                            until_ns: int | None = None, limit: int = 100,
+                            before: tuple[int, str] | None = None) -> list[pb.StatusChange]:
+        """Status changes in [since, until), newest first, older than ``before`` (time, id) when given."""
+
+    def changes_of_item(self, item_id: str, since_ns: int, until_ns: int, limit: int) -> list[pb.StatusChange]:
+        """One item's changes in [since, until] (both ends included), oldest first."""
+
+    def open_incident(self, item_id: str) -> tuple[str, int] | None:
+        """(id, worst condition) of the item's unresolved incident, or None."""
+
+    def start_incident(self, incident_id: str, item_id: str, started_ns: int, worst_condition: int) -> None:
+        """Open an incident."""
+
+    def resolve_incident(self, incident_id: str, resolved_ns: int) -> None:
+        """Close an incident."""
+
+    def worsen_incident(self, incident_id: str, worst_condition: int) -> None:
+        """Raise an incident's worst condition."""
+
+    def list_incidents(self, item_ids: typing.Sequence[str] = (), since_ns: int | None = None,
+                       until_ns: int | None = None, unresolved_only: bool = False, limit: int = 100,
+                       before: tuple[int, str] | None = None) -> list[pb.Incident]:
+        """Incidents that started in [since, until), newest first, without their changes and notes."""
+
+    def count_incidents(self, since_ns: int, until_ns: int) -> int:
+        """How many incidents started in [since, until)."""
+
+    def first_incident_ns(self) -> int | None:
+        """When the first incident kept started, or None."""
+
+    def incident_starts(self, item_ids: typing.Sequence[str], since_ns: int) -> list[tuple[str, int]]:
+        """(item id, start) of the items' incidents that started at or after ``since_ns``."""
+
+    def notes_written(self, item_id: str, since_ns: int, until_ns: int, limit: int) -> list[pb.Note]:
+        """One item's notes created in [since, until], newest first."""
+
+    def uptime_heads(self, item_ids: typing.Sequence[str] = ()) -> list[tuple[str, str, int, int | None, int | None]]:
+        """(id, name, created, time and condition of its last change) of the items (or every item), in list
+        order."""
+
+    def uptime_tallies(self, item_ids: typing.Sequence[str], first_day: str) -> list[tuple]:
+        """(item id, day, ns per TALLIED condition) of the items' (or every item's) days from ``first_day``."""
+
+    def add_to_tallies(self, item_id: str, tallies: dict) -> None:
+        """Add {day: [ns per TALLIED condition]} to an item's per-day tallies."""
+
+    def clear_tallies(self) -> None:
+        """Forget every per-day tally (before tallying again in another time zone)."""
+
+    def every_change_by_item(self) -> typing.Iterable[tuple[str, int, int | None]]:
+        """(item id, time, new condition) of every status change, by item, then oldest first."""
+
+    def timeline(self, item_id: str, limit: int, before: tuple[int, str] | None = None,
+                 since_ns: int | None = None, until_ns: int | None = None) -> list[pb.StatusChange | pb.Note]:
+        """An item's status changes and notes interleaved, newest first."""
+
+    def get_setting(self, key: str) -> str | None:
+        """A server setting kept in the database, or None."""
+
+    def set_setting(self, key: str, value: str) -> None:
+        """Keep a server setting."""
 
     # accounts
     def get_user(self, username: str) -> UserRecord | None:
@@ -1011,8 +1088,9 @@ class SqlTransaction:
     # -- items -----------------------------------------------------------------------------------------------
 
     _ITEM_COLUMNS = f"i.id, i.name, i.description, i.created_ns, i.updated_ns, i.position, i.grp, {_STATUS_COLUMNS}"
-    _VERSIONS = ("SELECT i.id, i.revision, i.status_id, s.revision, i.notes_count, i.position FROM items i "
-                 "LEFT JOIN statuses s ON s.id = i.status_id")
+    _VERSIONS = ("SELECT i.id, i.revision, i.status_id, s.revision, i.notes_count, i.position, lc.changed_ns, "
+                 "lc.new_condition, i.created_ns FROM items i LEFT JOIN statuses s ON s.id = i.status_id "
+                 "LEFT JOIN status_changes lc ON lc.id = i.last_change_id")
     _ORDER = "ORDER BY i.position, i.id"  # the operator's order; equal positions keep creation order
 
     @staticmethod
@@ -1192,10 +1270,10 @@ class SqlTransaction:
             f"SELECT {self._CHANGE_COLUMNS} FROM status_changes c {where} ORDER BY c.changed_ns DESC, c.id DESC "
             "LIMIT ?", (*params, limit))]
 
-    def changes_of_item(self, item_id, since_ns, until_ns):
+    def changes_of_item(self, item_id, since_ns, until_ns, limit):
         return [_change_from_row(row) for row in self._run(
             f"SELECT {self._CHANGE_COLUMNS} FROM status_changes c WHERE c.item_id = ? AND c.changed_ns >= ? "
-            "AND c.changed_ns <= ? ORDER BY c.changed_ns, c.id", (item_id, since_ns, until_ns))]
+            "AND c.changed_ns <= ? ORDER BY c.changed_ns, c.id LIMIT ?", (item_id, since_ns, until_ns, limit))]
 
     def open_incident(self, item_id):
         return self._run("SELECT id, worst FROM incidents WHERE item_id = ? AND resolved_ns IS NULL",
@@ -1227,6 +1305,18 @@ class SqlTransaction:
                     "SELECT n.id, n.item_id, i.name, n.started_ns, n.resolved_ns, n.worst FROM incidents n "
                     f"JOIN items i ON i.id = n.item_id {where} ORDER BY n.started_ns DESC, n.id DESC LIMIT ?",
                     (*params, limit))]
+
+    def count_incidents(self, since_ns, until_ns):
+        return self._run("SELECT COUNT(*) FROM incidents WHERE started_ns >= ? AND started_ns < ?",
+                         (since_ns, until_ns)).fetchone()[0]
+
+    def first_incident_ns(self):
+        return self._run("SELECT MIN(started_ns) FROM incidents").fetchone()[0]
+
+    def incident_starts(self, item_ids, since_ns):
+        clauses, params = self._in((("item_id", item_ids),))
+        return self._run(f"SELECT item_id, started_ns FROM incidents WHERE started_ns >= ?"
+                         f"{' AND ' + clauses[0] if clauses else ''}", (since_ns, *params)).fetchall()
 
     def notes_written(self, item_id, since_ns, until_ns, limit):
         return [_note_from_row(row) for row in self._run(
@@ -1261,6 +1351,23 @@ class SqlTransaction:
     def every_change_by_item(self):
         return self._run("SELECT item_id, changed_ns, new_condition FROM status_changes "
                          "ORDER BY item_id, changed_ns, id")
+
+    def timeline(self, item_id, limit, before=None, since_ns=None, until_ns=None):
+        entries = []
+        for table, columns in (("status_changes", self._CHANGE_COLUMNS.replace("c.", "t.")),
+                               ("notes", "t.id, t.text, t.created_ns, t.updated_ns")):
+            time_column = "t.changed_ns" if table == "status_changes" else "t.created_ns"
+            clauses, params = ["t.item_id = ?"], [item_id]
+            self._time_range(time_column, since_ns, until_ns, clauses, params)
+            if before is not None:
+                clauses.append(f"({time_column} < ? OR ({time_column} = ? AND t.id < ?))")
+                params.extend((before[0], before[0], before[1]))
+            for row in self._run(f"SELECT {columns} FROM {table} t WHERE {' AND '.join(clauses)} "
+                                 f"ORDER BY {time_column} DESC, t.id DESC LIMIT ?", (*params, limit)):
+                entry = _change_from_row(row) if table == "status_changes" else _note_from_row(row)
+                entries.append(((row[2], row[0]), entry))
+        entries.sort(key=lambda pair: pair[0], reverse=True)
+        return [entry for _, entry in entries[:limit]]
 
     def get_setting(self, key):
         row = self._run("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
@@ -1629,13 +1736,35 @@ def follow_incident(tx, item_id, change, in_maintenance):
         tx.worsen_incident(incident[0], condition)
 
 
-def uptime_percent(days):
-    """100 x (1 - (major + 0.3 x partial) / observed) over UptimeDays, or None when nothing was observed."""
-    observed = sum(day.observed_seconds for day in days)
-    if not observed:
-        return None
-    down = sum(day.major_outage_seconds + PARTIAL_OUTAGE_WEIGHT * day.partial_outage_seconds for day in days)
-    return 100 * (1 - down / observed)
+def uptime_sums(days):
+    """(observed seconds, downtime seconds) over UptimeDays: downtime is major outage plus 0.3 x partial outage."""
+    return (sum(day.observed_seconds for day in days),
+            sum(day.major_outage_seconds + PARTIAL_OUTAGE_WEIGHT * day.partial_outage_seconds for day in days))
+
+
+def uptime_percent(observed_s, down_s):
+    """100 x (1 - down / observed), or None when nothing was observed."""
+    return 100 * (1 - down_s / observed_s) if observed_s else None
+
+
+def day_window(zone, now_ns, days):
+    """The last ``days`` calendar days, oldest first, today (the day of ``now_ns``) last."""
+    today = zone.day_of(now_ns)
+    return [today - datetime.timedelta(days=back) for back in range(days - 1, -1, -1)]
+
+
+def uptime_days(zone, window, closed, last_change_ns, last_condition, until_ns, maintenance):
+    """UptimeDays of the days of ``window``: their tallies of closed time ``closed`` ({day: ns list}) plus the
+    time since the item's last change, which is still open, up to ``until_ns``. ``maintenance(start, end)``
+    gives the item's maintenance windows in a span."""
+    tallies = {day: list(ns) for day, ns in closed.items()}
+    if last_change_ns is not None:
+        start = max(last_change_ns, zone.start_ns(window[0]))
+        if start < until_ns:
+            tally(tallies, zone, start, until_ns, last_condition or pb.CONDITION_UNSPECIFIED,
+                  maintenance(start, until_ns))
+    zero = [0] * len(TALLIED)
+    return [uptime_day(day, tallies.get(day, zero)) for day in window]
 
 
 # ==================================================================================================================
@@ -2071,10 +2200,7 @@ class StatusThingService:
             ids = self._check_items(tx, item_ids)
             incidents = tx.list_incidents(ids, since_ns, until_ns, unresolved_only, size + 1, _position(after))
             for incident in incidents[:size]:
-                start = incident.started_at.ToNanoseconds()
-                end = incident.resolved_at.ToNanoseconds() if incident.HasField("resolved_at") else now
-                incident.changes.extend(tx.changes_of_item(incident.item_id, start, end))
-                incident.notes.extend(tx.notes_written(incident.item_id, start, end, DEFAULT_PAGE_SIZE))
+                self._add_details(tx, incident, now, MAX_INCIDENT_CHANGES, DEFAULT_PAGE_SIZE)
         if any(not incident.HasField("resolved_at") for incident in incidents[:size]):
             valid_until(now + HISTORY_FRESH_NS)  # (an open incident gathers notes as time goes on)
         more = len(incidents) > size
@@ -2086,33 +2212,87 @@ class StatusThingService:
         time zone's name). From the per-day tallies of closed time, plus the time since each item's last change."""
         if not 0 <= days <= MAX_UPTIME_DAYS:
             raise InvalidArgument(f"days must be from 1 to {MAX_UPTIME_DAYS} (0 or unset: {DEFAULT_UPTIME_DAYS})")
-        days = days or DEFAULT_UPTIME_DAYS
         now = CLOCK.wall_ns()
-        today = self.zone.day_of(now)
-        window = [today - datetime.timedelta(days=back) for back in range(days - 1, -1, -1)]
+        window = day_window(self.zone, now, days or DEFAULT_UPTIME_DAYS)
         with self._store.read() as tx:
             ids = self._check_items(tx, item_ids)
             heads = tx.uptime_heads(ids)
             rows = tx.uptime_tallies(ids, window[0].isoformat())
-        tallies = {}
+        closed = {}
         for item_id, day, *ns in rows:
-            tallies.setdefault(item_id, {})[datetime.date.fromisoformat(day)] = ns
+            closed.setdefault(item_id, {})[datetime.date.fromisoformat(day)] = ns
         answer = []
         for item_id, name, created_ns, last_change_ns, last_condition in heads:
-            item_tallies = {day: list(ns) for day, ns in tallies.get(item_id, {}).items()}
-            if last_change_ns is not None and last_change_ns < now:  # the open interval, up to now
-                start = max(last_change_ns, self.zone.start_ns(window[0]))
-                tally(item_tallies, self.zone, start, now, last_condition or pb.CONDITION_UNSPECIFIED,
-                      self.maintenance_windows(item_id, start, now))
-            zero = [0] * len(TALLIED)
-            item_days = [uptime_day(day, item_tallies.get(day, zero)) for day in window]
+            item_days = uptime_days(self.zone, window, closed.get(item_id, {}), last_change_ns, last_condition, now,
+                                    functools.partial(self.maintenance_windows, item_id))
             uptime = pb.ItemUptime(item_id=item_id, item_name=name, days=item_days)
-            percent = uptime_percent(item_days)
+            percent = uptime_percent(*uptime_sums(item_days))
             if percent is not None:
                 uptime.uptime_percent = percent
             answer.append(uptime)
         valid_until(now + HISTORY_FRESH_NS)  # (today so far moves with the clock)
         return answer, self.zone.name
+
+    def bar_inputs(self, item_ids, first_day):
+        """{item id: ({day: [ns per TALLIED condition]} of closed time since ``first_day``, [when each of its
+        incidents since then started])}: what uptime bars need besides the time since each item's last change."""
+        inputs = {item_id: ({}, []) for item_id in item_ids}
+        with self._store.read() as tx:
+            for item_id, day, *ns in tx.uptime_tallies(list(item_ids), first_day.isoformat()):
+                inputs[item_id][0][datetime.date.fromisoformat(day)] = ns
+            for item_id, started_ns in tx.incident_starts(list(item_ids), self.zone.start_ns(first_day)):
+                inputs[item_id][1].append(started_ns)
+        return inputs
+
+    def incidents_by_day(self, days, shown_a_day, changes_each=6, notes_each=3):
+        """[(day, its incidents (at most ``shown_a_day``, newest first, each with its first status changes and
+        newest notes), how many it had)] for each of ``days``: a page shows what happened and links to the rest."""
+        now = CLOCK.wall_ns()
+        answer = []
+        with self._store.read() as tx:
+            for day in days:
+                since, until = self.zone.start_ns(day), self.zone.start_ns(day + datetime.timedelta(days=1))
+                total = tx.count_incidents(since, until)
+                incidents = tx.list_incidents((), since, until, False, shown_a_day) if total else []
+                for incident in incidents:
+                    self._add_details(tx, incident, now, changes_each, notes_each)
+                answer.append((day, incidents, total))
+        if any(not incident.HasField("resolved_at") for _, incidents, _ in answer for incident in incidents):
+            valid_until(now + HISTORY_FRESH_NS)
+        return answer
+
+    def first_incident_day(self):
+        """The day the first incident kept started, or None."""
+        with self._store.read() as tx:
+            first = tx.first_incident_ns()
+        return self.zone.day_of(first) if first is not None else None
+
+    @staticmethod
+    def _add_details(tx, incident, now, changes_limit, notes_limit):
+        """An incident's status changes (the first ``changes_limit``) and notes (the newest ``notes_limit``)."""
+        start = incident.started_at.ToNanoseconds()
+        end = incident.resolved_at.ToNanoseconds() if incident.HasField("resolved_at") else now
+        incident.changes.extend(tx.changes_of_item(incident.item_id, start, end, changes_limit))
+        incident.notes.extend(tx.notes_written(incident.item_id, start, end, notes_limit))
+
+    def item_timeline(self, item_id, before="", day=None, size=ITEM_PAGE_ENTRIES):
+        """(the item, its status changes and notes interleaved newest first (one page, older than ``before``, or
+        of one ``day``), the token of the next page or "")."""
+        _required_id(item_id, "item_id")
+        position = _position(before) if before else None
+        since = until = None
+        if day is not None:
+            since, until = self.zone.start_ns(day), self.zone.start_ns(day + datetime.timedelta(days=1))
+        with self._store.read() as tx:
+            item = self._existing_item(tx, item_id)
+            entries = tx.timeline(item_id, size + 1, position, since, until)
+        more = len(entries) > size
+        last = entries[size - 1] if more else None
+        token = ""
+        if last is not None:
+            at = last.changed_at if isinstance(last, pb.StatusChange) else last.timestamps.created
+            token = f"{at.ToNanoseconds()}.{last.id}"
+        return item, entries[:size], token
 
     def tally_uptime_in_zone(self):
         """Make sure the per-day tallies are in this server's time zone (they are kept in one): when they are not
@@ -2753,9 +2933,10 @@ class ItemAnswers:
         self._max_bytes = max_bytes
         self._lock = threading.Lock()
 
-    def parts(self, form, filters, notes_limit, encode, cost=len):
+    def parts(self, form, filters, notes_limit, encode, cost=len, prepare=lambda item_ids: None):
         """The part of each listed item in ``form``, in list order: kept ones as they are, the others made by
-        ``encode(item, version)`` from the item with its newest ``notes_limit`` notes."""
+        ``encode(item, version, prepared)`` from the item with its newest ``notes_limit`` notes, and what
+        ``prepare(item ids)`` read for the batch of items it is in."""
         kept = self._forms.setdefault(form, {})
         snapshot = dict(kept)  # (a copy: another thread may add to it meanwhile)
         if filters == ((), ()):
@@ -2766,10 +2947,12 @@ class ItemAnswers:
         changed = {version[0]: version for version in versions if (snapshot.get(version[0]) or (None,))[0] != version}
         missing, fresh = list(changed), {}
         for start in range(0, len(missing), 500):  # (in batches: a cold start holds 500 items, not all)
-            for item in self._service.items_by_ids(missing[start:start + 500], notes_limit):
+            batch = missing[start:start + 500]
+            prepared = prepare(batch)
+            for item in self._service.items_by_ids(batch, notes_limit):
                 # (An item may have changed since the versions were read: its part is then kept under the older
                 # version, and encoded again when next asked for, which is all that can go wrong.)
-                part = encode(item, changed[item.id])
+                part = encode(item, changed[item.id], prepared)
                 fresh[item.id] = (changed[item.id], part, cost(part))
         if fresh:
             with self._lock:
@@ -2824,15 +3007,33 @@ class ItemAnswers:
         limit = page_size(request.notes_limit, "notes_limit") if request.extended else 0
         if wire == PROTO:  # a repeated field is its elements' fields, concatenated
             return b"".join(self.parts(("proto", limit), filters, limit,
-                                       lambda item, version: proto_field(1, item.SerializeToString())))
-        parts = self.parts(("json", limit), filters, limit, lambda item, version: json_bytes(item_json(item)))
+                                       lambda item, version, _: proto_field(1, item.SerializeToString())))
+        parts = self.parts(("json", limit), filters, limit, lambda item, version, _: json_bytes(item_json(item)))
         return b'{"items":[' + b",".join(parts) + b"]}" if parts else b"{}"
 
-    def front_page(self):
-        """[(ItemSummary, its card as UTF-8 bytes)] of every item, for the front page."""
-        return self.parts(("page",), ((), ()), NOTES_ON_FRONT_PAGE, lambda item, version: (
-            ItemSummary.of(item), item_card(item, version[VERSION_NOTES_COUNT]).encode()),
-            cost=lambda part: len(part[1]) + 200)
+    def front_page(self, now_ns):
+        """[(ItemSummary, its card as UTF-8 bytes)] of every item, for the front page at ``now_ns``. A card's fixed
+        part (its head, notes, and the bar's days before today) is kept while its item and the day are the same;
+        today's mark and the uptime figure, which move with the clock, are made on each call."""
+        service = self._service
+        zone = service.zone
+        window = day_window(zone, now_ns, BAR_DAYS)
+        today, today_start = window[-1], zone.start_ns(window[-1])
+
+        def encode(item, version, inputs):
+            closed, incident_starts = inputs[item.id]
+            maintenance = functools.partial(service.maintenance_windows, item.id)
+            last_change_ns, last_condition = version[VERSION_LAST_CHANGE_NS], version[VERSION_LAST_CONDITION]
+            past = uptime_days(zone, window[:-1], closed, last_change_ns, last_condition, today_start, maintenance)
+            incidents = collections.Counter(zone.day_of(started).isoformat() for started in incident_starts)
+            return FrontCard.of(item, version[VERSION_NOTES_COUNT], past, incidents, incidents[today.isoformat()],
+                                closed.get(today), last_change_ns, last_condition)
+
+        cards = self.parts(("page", today), ((), ()), NOTES_ON_FRONT_PAGE, encode, cost=FrontCard.cost,
+                           prepare=lambda item_ids: service.bar_inputs(item_ids, window[0]))
+        valid_until(min(now_ns + HISTORY_FRESH_NS, zone.start_ns(today + datetime.timedelta(days=1))))
+        return [(card.summary, card.with_today(zone, today, now_ns, functools.partial(
+            service.maintenance_windows, card.summary.item_id))) for card in cards]
 
 
 # ==================================================================================================================
@@ -3026,16 +3227,6 @@ def accepts_gzip(accept_encoding):
 # data: the rendered bytes, their ETag and Last-Modified are kept like any other read answer. Every value a user
 # typed goes through html.escape.
 
-# How each status kind reads on the public page: (CSS class, what it means). "neutral" kinds are not a problem.
-KIND_READING = {
-    pb.STATUS_KIND_UP: "ok", pb.STATUS_KIND_AVAILABLE: "ok", pb.STATUS_KIND_ONLINE: "ok",
-    pb.STATUS_KIND_WARNING: "degraded", pb.STATUS_KIND_INVESTIGATING: "degraded",
-    pb.STATUS_KIND_OBSERVING: "degraded",
-    pb.STATUS_KIND_DOWN: "outage", pb.STATUS_KIND_UNAVAILABLE: "outage", pb.STATUS_KIND_OFFLINE: "outage",
-    pb.STATUS_KIND_CREATED: "neutral", pb.STATUS_KIND_DECOMM: "neutral", pb.STATUS_KIND_UNKNOWN: "neutral",
-}
-SEVERITY = {"neutral": 0, "ok": 0, "degraded": 1, "outage": 2}
-DEFAULT_MARKER_COLORS = {"ok": "#2da44e", "degraded": "#d4a72c", "outage": "#cf222e", "neutral": "#8c959f"}
 NOTES_ON_FRONT_PAGE = 3
 ITEM_PAGE_NOTES = 50  # notes on one page of /items/<id>
 PAGE_MAX_AGE_S = 15  # short enough to be current during an outage, long enough for a proxy to absorb a crowd
@@ -3082,47 +3273,185 @@ def _time(ts):
             f'{time.strftime("%Y-%m-%d %H:%M UTC", moment)}</time>')
 
 
-def _reading(item):
-    return KIND_READING.get(item.status.kind, "neutral") if item.HasField("status") else "neutral"
+CONDITION_CLASS = {pb.CONDITION_OPERATIONAL: "operational", pb.CONDITION_DEGRADED: "degraded",
+                   pb.CONDITION_PARTIAL_OUTAGE: "partial", pb.CONDITION_MAJOR_OUTAGE: "major",
+                   pb.CONDITION_MAINTENANCE: "maintenance", pb.CONDITION_UNSPECIFIED: "nodata"}
+CONDITION_LABEL = {pb.CONDITION_OPERATIONAL: "Operational", pb.CONDITION_DEGRADED: "Degraded performance",
+                   pb.CONDITION_PARTIAL_OUTAGE: "Partial outage", pb.CONDITION_MAJOR_OUTAGE: "Major outage",
+                   pb.CONDITION_MAINTENANCE: "Under maintenance", pb.CONDITION_UNSPECIFIED: "No data"}
+# A condition is shown by colour, by text and by shape, so that no reader depends on colour alone.
+_SHAPES = {pb.CONDITION_OPERATIONAL: '<circle cx="7" cy="7" r="6"/>',
+           pb.CONDITION_DEGRADED: '<path d="M7 .5 13.5 13H.5z"/>',
+           pb.CONDITION_PARTIAL_OUTAGE: '<path d="M7 0 14 7 7 14 0 7z"/>',
+           pb.CONDITION_MAJOR_OUTAGE: '<rect x="1" y="1" width="12" height="12" rx="1.5"/>',
+           pb.CONDITION_MAINTENANCE: '<path d="M3.5 1h7L14 7l-3.5 6h-7L0 7z"/>',
+           pb.CONDITION_UNSPECIFIED: '<circle cx="7" cy="7" r="5.5" fill="none" stroke="currentColor" '
+                                     'stroke-width="1.5"/>'}
+NAV = '<a href="/">Current status</a><a href="/history">Incident history</a>'
+PAST_INCIDENT_DAYS = 14  # the front page's "Past incidents"
+INCIDENTS_SHOWN_A_DAY = 5  # on the front page; /history shows more, and the item pages all
+HISTORY_SHOWN_A_DAY = 50  # on /history's months; a day of its own shows more
+HISTORY_SHOWN_ONE_DAY = 200
+BAR_DAYS = 90  # the uptime bar
+NARROW_BAR_DAYS = 30  # the days it shows on a narrow screen (status.html's CSS counts the same)
+_LINK = re.compile(r"https?://[^\s<>&\"']+(?:&amp;[^\s<>&\"']+)*")
 
 
-def _status_badge(item):
-    reading = _reading(item)
-    name = item.status.name if item.HasField("status") else "No status"
-    color = item.status.color or DEFAULT_MARKER_COLORS[reading]
-    return (f'<span class="status {reading}"><span class="marker" style="background:{_html(color)}" '
-            f'aria-hidden="true"></span>{_html(name)}</span>')
+def shape(condition):
+    return (f'<svg viewBox="0 0 14 14" fill="currentColor" aria-hidden="true" focusable="false">'
+            f'{_SHAPES[condition]}</svg>')
+
+
+def condition_badge(condition, status_name=""):
+    """The condition as a reader sees it (shape, text, colour), with the operator's status name when it says more."""
+    label = CONDITION_LABEL[condition] if condition != pb.CONDITION_UNSPECIFIED else (status_name or "No status")
+    extra = (f' <span class="status-name">({_html(status_name)})</span>'
+             if status_name and condition != pb.CONDITION_UNSPECIFIED and status_name.casefold() != label.casefold()
+             else "")
+    return f'<span class="condition c-{CONDITION_CLASS[condition]}">{shape(condition)}{_html(label)}{extra}</span>'
+
+
+def linked_text(text):
+    """A user's text as HTML: escaped, line breaks kept (by CSS), and http(s) addresses as links; nothing else of
+    the text is interpreted."""
+    def link(match):
+        url = match[0].rstrip(".,;:!?)")
+        return f'<a href="{url}" rel="nofollow noopener">{url}</a>{match[0][len(url):]}'
+    return _LINK.sub(link, _html(text))
+
+
+def _duration(seconds):
+    """``4000`` -> ``"1 h 6 min"``; under a minute, seconds."""
+    if seconds < 60:
+        return f"{seconds} s"
+    hours, minutes = divmod(seconds // 60, 60)
+    days, hours = divmod(hours, 24)
+    return " ".join(f"{value} {unit}" for value, unit in ((days, "d"), (hours, "h"), (minutes, "min")) if value) \
+        or "0 min"
+
+
+def _day_text(day, incidents=0):
+    """What a day's mark tells, in words: ``"30 Nov 2026: 12 min major outage, 3 min degraded; 1 incident"``."""
+    date = datetime.date.fromisoformat(day.date).strftime("%-d %b %Y")
+    if not day.observed_seconds and not day.maintenance_seconds:
+        return f"{date}: no data"
+    parts = [f"{_duration(seconds)} {what}" for seconds, what in (
+        (day.major_outage_seconds, "major outage"), (day.partial_outage_seconds, "partial outage"),
+        (day.degraded_seconds, "degraded"), (day.maintenance_seconds, "maintenance")) if seconds]
+    text = f"{date}: {', '.join(parts) if parts else 'no downtime'}"
+    return text + (f"; {incidents} incident{'s' if incidents != 1 else ''}" if incidents else "")
+
+
+def bar_mark(item_id, day, incidents=0):
+    return (f'<li><a href="/items/{item_id}?day={day.date}" class="d-{CONDITION_CLASS[day.worst]}" '
+            f'aria-label="{_html(_day_text(day, incidents))}"></a>')  # (</li> is implied)
+
+
+def uptime_legend(percent, narrow_percent, days):
+    """The line under a bar: its first day, the uptime over its days (over the last NARROW_BAR_DAYS where a narrow
+    screen shows only those), today."""
+    def shown(value):
+        return f"{math.floor(value * 100) / 100:.2f} % uptime" if value is not None else "no uptime data"
+    return (f'<p class="legend"><span class="long">{days} days ago</span><span class="short">{NARROW_BAR_DAYS} '
+            f'days ago</span><span class="long">{shown(percent)}</span><span class="short">{shown(narrow_percent)}'
+            f'</span><span>Today</span></p>')
 
 
 def _notes_html(notes, label):
     if not notes:
         return ""
-    entries = "".join(f'<li class="note">{_time(n.timestamps.created)}<p>{_html(n.text)}</p></li>' for n in notes)
+    entries = "".join(f'<li class="note">{_time(n.timestamps.created)}<p>{linked_text(n.text)}</p></li>' for n in notes)
     return f'<ul class="notes" aria-label="{_html(label)}">{entries}</ul>'
 
 
-class ItemSummary(typing.NamedTuple):
-    """What the front page's top line needs of an item."""
+def _condition_of_item(item):
+    return item.status.condition if item.HasField("status") else pb.CONDITION_UNSPECIFIED
 
+
+class ItemSummary(typing.NamedTuple):
+    """What the front page needs of an item besides its card: for the top line and the groups."""
+
+    item_id: str
     name: str
-    reading: str  # a key of SEVERITY
-    status_name: str
-    updated_ns: int
+    condition: int
+    group: str
 
     @classmethod
     def of(cls, item):
-        return cls(item.name, _reading(item), item.status.name, item.timestamps.updated.ToNanoseconds())
+        return cls(item.id, item.name, _condition_of_item(item), item.group)
 
 
-def item_card(item, notes_total):
-    """One item as the pages show it: its status, description, last change and newest notes."""
-    parts = [f'<li class="item" id="item-{_html(item.id)}"><article aria-labelledby="name-{_html(item.id)}">',
-             f'<div class="item-head"><h2 id="name-{_html(item.id)}"><a href="/items/{_html(item.id)}">'
-             f'{_html(item.name)}</a></h2>{_status_badge(item)}</div>']
+class FrontCard(typing.NamedTuple):
+    """An item's card on the front page, kept while the item and the day are the same: all of it but today's
+    mark and the uptime figure, and what they are computed from."""
+
+    summary: ItemSummary
+    head: bytes  # up to the bar's mark for today
+    tail: bytes  # after the bar
+    past_sums: tuple  # (observed, down) seconds of the days before today
+    narrow_sums: tuple  # the same of the days before today that a narrow screen shows
+    today_closed: list | None  # ns per TALLIED condition of today's closed time
+    today_incidents: int
+    last_change_ns: int | None
+    last_condition: int | None
+
+    @classmethod
+    def of(cls, item, notes_total, past_days, incidents_by_day, today_incidents, today_closed, last_change_ns,
+           last_condition):
+        # The notes of the item's present state: those written since its last status change.
+        current = [note for note in item.notes if note.timestamps.created.ToNanoseconds() >= (last_change_ns or 0)]
+        del item.notes[:]
+        item.notes.extend(current)
+        head = card_head(item) + card_bar_start(item, past_days, incidents_by_day, BAR_DAYS)
+        return cls(ItemSummary.of(item), head.encode(), card_tail(item, notes_total).encode(),
+                   uptime_sums(past_days), uptime_sums(past_days[1 - NARROW_BAR_DAYS:]), today_closed, today_incidents,
+                   last_change_ns, last_condition)
+
+    def cost(self):
+        return len(self.head) + len(self.tail) + 300
+
+    def with_today(self, zone, today, now_ns, maintenance):
+        """The whole card, as of ``now_ns``."""
+        today_closed = {today: self.today_closed} if self.today_closed else {}
+        day = uptime_days(zone, [today], today_closed, self.last_change_ns, self.last_condition, now_ns,
+                          maintenance)[0]
+        observed, down = uptime_sums([day])
+        percent, narrow_percent = (uptime_percent(sums[0] + observed, sums[1] + down)
+                                   for sums in (self.past_sums, self.narrow_sums))
+        return b"".join((self.head, bar_mark(self.summary.item_id, day, self.today_incidents).encode(),
+                         bar_end(percent, narrow_percent, BAR_DAYS).encode(), self.tail))
+
+
+def card_head(item):
+    iid = _html(item.id)
+    parts = [f'<li class="item" id="item-{iid}"><article aria-labelledby="name-{iid}">',
+             f'<div class="item-head"><h2 id="name-{iid}"><a href="/items/{iid}">{_html(item.name)}</a></h2>'
+             f'{condition_badge(_condition_of_item(item), item.status.name)}</div>']
     if item.description:
         parts.append(f'<p class="description">{_html(item.description)}</p>')
-    parts.append(f'<p class="changed">Last changed {_time(item.timestamps.updated)}</p>')
-    parts.append(_notes_html(item.notes, f"Updates on {item.name}"))
+    return "".join(parts)
+
+
+def card_bar_start(item, past_days, incidents_by_day, days):
+    """The bar's opening and its marks for the days before today."""
+    marks = "".join(bar_mark(item.id, day, incidents_by_day.get(day.date, 0)) for day in past_days)
+    return (f'<div class="uptime"><ol class="bar" aria-label="{_html(item.name)}: uptime of the last {days} days, '
+            f'one mark a day">{marks}')
+
+
+def bar_end(percent, narrow_percent, days):
+    return f"</ol>{uptime_legend(percent, narrow_percent, days)}</div>"
+
+
+def uptime_bar(item, days, incidents_by_day):
+    """A whole uptime bar (days: UptimeDays, oldest first) with its legend."""
+    return card_bar_start(item, days, incidents_by_day, len(days)) + bar_end(
+        uptime_percent(*uptime_sums(days)), uptime_percent(*uptime_sums(days[-NARROW_BAR_DAYS:])), len(days))
+
+
+def card_tail(item, notes_total):
+    parts = [f'<p class="changed">Updated {_time(item.timestamps.updated)}</p>',
+             _notes_html(item.notes, f"Updates on {item.name}")]
     if notes_total > len(item.notes):
         parts.append(f'<p class="more"><a href="/items/{_html(item.id)}">All {notes_total} updates on '
                      f'{_html(item.name)}</a></p>')
@@ -3131,16 +3460,131 @@ def item_card(item, notes_total):
 
 
 def overall_line(summaries):
-    """(CSS class, sentence): the one line people read first, from the worst current status kind."""
+    """(condition, sentence): the one line people read first, from the worst current condition, naming the items
+    that have problems (or maintenance)."""
     if not summaries:
-        return "neutral", "No systems are listed yet."
-    worst = max((summary.reading for summary in summaries), key=SEVERITY.__getitem__)
-    troubled = [summary for summary in summaries if SEVERITY[summary.reading] > 0]
-    if not troubled:
-        return "ok", "All systems operational"
-    names = ", ".join(f"{summary.name} ({summary.status_name})" for summary in troubled)
-    verb = "has" if len(troubled) == 1 else "have"
-    return worst, f"{'Outage' if worst == 'outage' else 'Degraded service'}: {names} {verb} problems"
+        return pb.CONDITION_UNSPECIFIED, "No systems are listed yet."
+    worst_condition = worst(summary.condition for summary in summaries)
+    if worst_condition in CALM:
+        return pb.CONDITION_OPERATIONAL, "All systems operational"
+    parts = []
+    for condition in (pb.CONDITION_MAJOR_OUTAGE, pb.CONDITION_PARTIAL_OUTAGE, pb.CONDITION_DEGRADED,
+                      pb.CONDITION_MAINTENANCE):
+        names = [summary.name for summary in summaries if summary.condition == condition]
+        if names:
+            parts.append(f"{CONDITION_LABEL[condition]}: {', '.join(names)}")
+    return worst_condition, "; ".join(parts)
+
+
+def overall_html(condition, sentence):
+    return (f'<section aria-label="Overall status"><p class="overall c-{CONDITION_CLASS[condition]}" role="status">'
+            f'{shape(condition)}<span>{_html(sentence)}</span></p></section>')
+
+
+def systems_html(entries):
+    """The items (entries: [(ItemSummary, card bytes)]) in the operator's order, a group folded into <details> at
+    the place of its first item: open when something in it has a problem."""
+    blocks, groups = [], {}
+    for summary, card in entries:
+        if not summary.group:
+            blocks.append((None, [(summary, card)]))
+        elif summary.group in groups:
+            groups[summary.group].append((summary, card))
+        else:
+            groups[summary.group] = [(summary, card)]
+            blocks.append((summary.group, groups[summary.group]))
+    out = [b'<section aria-label="Systems"><ul class="items">']
+    for group, members in blocks:
+        if group is None:
+            out.append(members[0][1])
+            continue
+        condition = worst(summary.condition for summary, _ in members)
+        slug = hashlib.sha256(group.encode()).hexdigest()[:10]
+        out.append(f'<li><details class="group" id="group-{slug}"{" open" if condition in TROUBLED else ""}>'
+                   f'<summary><span>{_html(group)} <span class="meta">({len(members)})</span></span>'
+                   f'{condition_badge(condition)}</summary><ul class="items">'.encode())
+        out.extend(card for _, card in members)
+        out.append(b"</ul></details></li>")
+    out.append(b"</ul></section>")
+    return out
+
+
+def updates_html(changes, notes):
+    """Status changes and notes as one list of updates, newest first: a note written with a status change (in the
+    same write, so at the same instant) is one update with it, as an operator posted it."""
+    by_time = {}
+    for change in changes:
+        by_time.setdefault(change.changed_at.ToNanoseconds(), [change.changed_at, None, None])[1] = change
+    for note in notes:
+        by_time.setdefault(note.timestamps.created.ToNanoseconds(), [note.timestamps.created, None, None])[2] = note
+    entries = []
+    for _, (when, change, note) in sorted(by_time.items(), reverse=True):
+        parts = [f'<li>{_time(when)}']
+        if change is not None:
+            condition = change.new_status.condition if change.HasField("new_status") else pb.CONDITION_UNSPECIFIED
+            parts.append(f'<p class="change">{condition_badge(condition, change.new_status.name)}</p>')
+        if note is not None:
+            parts.append(f'<p>{linked_text(note.text)}</p>')
+        entries.append("".join(parts) + "</li>")
+    return f'<ol class="updates">{"".join(entries)}</ol>' if entries else ""
+
+
+def incident_html(incident, zone, now_ns):
+    """An incident as the front page and /history show it: its item, worst condition, span, and updates."""
+    started = incident.started_at.ToNanoseconds()
+    if incident.HasField("resolved_at"):
+        span = f"resolved after {_duration((incident.resolved_at.ToNanoseconds() - started) // 10 ** 9)}"
+    else:
+        span = f"<strong>ongoing</strong>, for {_duration((now_ns - started) // 10 ** 9)}"
+    day = zone.day_of(started).isoformat()
+    return (f'<article class="incident b-{CONDITION_CLASS[incident.worst]}"><h4><a href="/items/'
+            f'{_html(incident.item_id)}?day={day}">{_html(incident.item_name)}</a>: '
+            f'{CONDITION_LABEL[incident.worst].lower()}</h4><p class="meta">Started {_time(incident.started_at)}, '
+            f'{span}</p>{updates_html(incident.changes, incident.notes)}</article>')
+
+
+def incidents_by_day_html(days, zone, now_ns, empty="No incidents reported."):
+    """A heading for each day of ``days`` ([(day, its incidents shown, how many it had)], newest first) with its
+    incidents, or ``empty`` when it had none, and a link to the rest when not all are shown."""
+    out = []
+    for day, incidents, total in days:
+        body = "".join(incident_html(incident, zone, now_ns) for incident in incidents) or \
+            f'<p class="empty">{empty}</p>'
+        if total > len(incidents):
+            body += (f'<p class="more"><a href="/history?day={day.isoformat()}">All {total} incidents of this day'
+                     f'</a></p>')
+        out.append(f'<div class="incidents-day" id="day-{day.isoformat()}"><h3>{day.strftime("%-d %B %Y")}</h3>'
+                   f'{body}</div>')
+    return "".join(out)
+
+
+def parse_day(text):
+    """A ``day`` query parameter (2026-11-30) as a date; InvalidArgument otherwise."""
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return datetime.date.fromisoformat(text)
+    except ValueError:
+        pass
+    raise InvalidArgument("day must be a date written like 2026-11-30")
+
+
+def parse_month(text):
+    """A ``month`` query parameter (2026-11) as the date of its first day; InvalidArgument otherwise."""
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}", text):
+            return datetime.date.fromisoformat(text + "-01")
+    except ValueError:
+        pass
+    raise InvalidArgument("month must be written like 2026-11")
+
+
+def _fill(template, title, content, now_ns, page_title=None, zone_name="UTC", head=""):
+    moment = datetime.datetime.fromtimestamp(now_ns / 1e9, datetime.timezone.utc)
+    return fill_template(template, {
+        "page_title": _html(page_title or title), "title": _html(title), "content": content, "nav": NAV,
+        "head": head, "time_zone": _html(zone_name),
+        "rendered_iso": moment.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "rendered_text": moment.strftime("%Y-%m-%d %H:%M UTC")})
 
 
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
@@ -3152,46 +3596,82 @@ def fill_template(template, values):
     return _PLACEHOLDER.sub(lambda match: values.get(match[1], match[0]), template)
 
 
-def _fill(template, title, content, now_ns, page_title=None):
-    moment = datetime.datetime.fromtimestamp(now_ns / 1e9, datetime.timezone.utc)
-    return fill_template(template, {
-        "page_title": _html(page_title or title), "title": _html(title), "content": content,
-        "rendered_iso": moment.isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "rendered_text": moment.strftime("%Y-%m-%d %H:%M UTC")})
-
-
-def render_status_page(template, title, entries):
-    """The front page, as bytes, from [(ItemSummary, card as UTF-8 bytes)]: the cards are joined as they are, not
-    decoded and encoded again. Its time is that of the newest change it shows, so the same data always gives the
-    same bytes (and the same ETag)."""
-    summaries = [summary for summary, _ in entries]
-    reading, sentence = overall_line(summaries)
-    content = (f'<section aria-label="Overall status"><p class="overall {reading}" role="status">'
-               f'{_html(sentence)}</p></section>'
-               + (f'<section aria-label="Systems"><ul class="items">{_CARDS}</ul></section>' if entries else ""))
-    page = _fill(template, title, content, max((summary.updated_ns for summary in summaries), default=0))
+def render_status_page(template, title, entries, incidents_html, zone_name, as_of_ns):
+    """The front page, as bytes, from [(ItemSummary, card bytes)] and the past incidents' HTML: the cards are joined
+    as they are, not decoded and encoded again."""
+    condition, sentence = overall_line([summary for summary, _ in entries])
+    content = (overall_html(condition, sentence) + _CARDS
+               + f'<section aria-labelledby="past"><h2 id="past">Past incidents</h2>{incidents_html}'
+                 f'<p class="more"><a href="/history">Incident history &rarr;</a></p></section>')
+    page = _fill(template, title, content, as_of_ns, zone_name=zone_name)
     before, _, after = page.partition(_CARDS)
-    return b"".join((before.encode(), *(card for _, card in entries), after.encode()))
+    return b"".join((before.encode(), *(systems_html(entries) if entries else ()), after.encode()))
 
 
 _CARDS = "<!--cards-->"  # where the cards go (a user's text is escaped, so it never holds "<!--")
 
 
 def render_missing_page(template, title):
-    content = '<p class="overall neutral">There is no such page here.</p><p><a href="/">&larr; All systems</a></p>'
+    content = '<p class="overall c-nodata">There is no such page here.</p><p><a href="/">&larr; All systems</a></p>'
     return _fill(template, title, content, CLOCK.now_ns(), page_title=f"Not found · {title}")
 
 
-def render_item_page(template, title, item, notes_total, older):
-    """An item's page: the item with one page of its notes (ITEM_PAGE_NOTES, newest first; ``older`` is the id of
-    the next page's first note, or "" on the last page), linked to the pages of older notes."""
-    content = (f'<p><a href="/">&larr; All systems</a></p><ul class="items">{item_card(item, len(item.notes))}'
-               '</ul>' + ("" if notes_total else '<p class="empty">No updates on this system yet.</p>'))
+def render_item_page(template, title, zone_name, item, bar_html, entries, older, day=None, on_day=None):
+    """An item's page: its card with the 90-day bar, and its timeline (status changes and notes as updates, newest
+    first), one page of it (``older``: where the next page starts) or one ``day`` of it (``on_day``: that day's
+    UptimeDay, when it is within the bar)."""
+    iid = _html(item.id)
+    timeline = updates_html([entry for entry in entries if isinstance(entry, pb.StatusChange)],
+                            [entry for entry in entries if isinstance(entry, pb.Note)])
+    heading = f"Timeline of {day.strftime('%-d %B %Y')}" if day else "Timeline"
+    content = ['<p><a href="/">&larr; All systems</a></p><ul class="items">', card_head(item), bar_html,
+               f'<p class="changed">Updated {_time(item.timestamps.updated)}</p></article></li></ul>',
+               f'<section aria-labelledby="timeline"><h2 id="timeline">{heading}</h2>']
+    if on_day is not None:
+        content.append(f'<p class="meta">{_html(_day_text(on_day))}</p>')
+    content.append(timeline or ('<p class="empty">Nothing happened on this day.</p>' if day else
+                                '<p class="empty">No updates on this system yet.</p>'))
+    pager = []
+    if day:
+        pager.append(f'<a href="/items/{iid}">&larr; The whole timeline</a>')
     if older:
-        content += (f'<p class="more"><a rel="next" href="/items/{_html(item.id)}?before={_html(older)}">Older '
-                    f'updates &rarr;</a></p>')
-    return _fill(template, title, content, item.timestamps.updated.ToNanoseconds(),
-                 page_title=f"{item.name} · {title}").encode()
+        pager.append(f'<a rel="next" href="/items/{iid}?before={_html(older)}'
+                     f'{"&amp;day=" + day.isoformat() if day else ""}">Older updates &rarr;</a>')
+    content.append(f'<nav class="pager" aria-label="Timeline pages">{"".join(pager)}</nav></section>' if pager else
+                   "</section>")
+    return _fill(template, title, "".join(content), item.timestamps.updated.ToNanoseconds(),
+                 page_title=f"{item.name} · {title}", zone_name=zone_name).encode()
+
+
+def render_history_page(template, title, zone, first, days, now_ns, first_incident_day, one_day=False):
+    """/history: the incidents of a month (``first``: its first day), a heading for each day that had some, with
+    links to the months around it; or (``one_day``) every incident of the day ``first``, up to a limit."""
+    this_month = zone.day_of(now_ns).replace(day=1)
+    month = first.replace(day=1)
+    if one_day:
+        _, incidents, total = days[0]
+        heading = f"Incidents on {first:%-d %B %Y}"
+        body = "".join(incident_html(incident, zone, now_ns) for incident in incidents) or \
+            f'<p class="empty">No incidents reported on {first:%-d %B %Y}.</p>'
+        if total > len(incidents):
+            body += (f'<p class="more">The newest {len(incidents)} of {total} are shown here; the API\'s '
+                     f'ListIncidents lists every one.</p>')
+    else:
+        heading = f"Incidents in {month:%B %Y}"
+        had = [entry for entry in days if entry[2]]
+        body = incidents_by_day_html(had, zone, now_ns) if had else \
+            f'<p class="empty">No incidents reported in {month:%B %Y}.</p>'
+    previous = (month - datetime.timedelta(days=1)).replace(day=1)
+    following = (month + datetime.timedelta(days=32)).replace(day=1)
+    pager = []
+    if first_incident_day is not None and first_incident_day < month:
+        pager.append(f'<a href="/history?month={previous:%Y-%m}">&larr; {previous:%B %Y}</a>')
+    if one_day or month < this_month:
+        shown = month if one_day else following
+        pager.append(f'<a href="/history?month={shown:%Y-%m}">{shown:%B %Y} &rarr;</a>')
+    content = f'<h2>{heading}</h2>{body}<nav class="pager" aria-label="Months">{"".join(pager)}</nav>'
+    return _fill(template, title, content, now_ns, page_title=f"Incident history · {title}",
+                 zone_name=zone.name).encode()
 
 
 # ==================================================================================================================
@@ -3439,6 +3919,7 @@ class Route:
 ROUTES = (
     Route("/", ("GET", "HEAD"), "page_status", "html"),
     Route("/items/{item_id}", ("GET", "HEAD"), "page_item", "html"),
+    Route("/history", ("GET", "HEAD"), "page_history", "html"),
     Route("/admin", ("GET", "HEAD"), "page_admin", "text"),
     Route("/admin/api/me", ("GET",), "admin_me", "json"),
     Route("/admin/api/audit", ("GET",), "admin_audit", "json"),
@@ -3779,13 +4260,68 @@ class Handler(BaseHTTPRequestHandler):
     # -- the routes ----------------------------------------------------------------------------------------------
 
     def page_status(self, body):
-        self._respond_page(("status",), lambda template: render_status_page(
-            template, self.app.config.title, self.app.item_answers.front_page()))
+        app = self.app
+
+        def render(template):
+            now, zone = CLOCK.wall_ns(), app.service.zone
+            days = day_window(zone, now, PAST_INCIDENT_DAYS)[::-1]
+            incidents = incidents_by_day_html(app.service.incidents_by_day(days, INCIDENTS_SHOWN_A_DAY), zone, now)
+            return render_status_page(template, app.config.title, app.item_answers.front_page(now), incidents,
+                                      zone.name, now)
+        self._respond_page(("status",), render)
 
     def page_item(self, body, item_id):
-        before = urllib.parse.parse_qs(self.path.partition("?")[2]).get("before", [""])[0]
-        self._respond_page(("item", item_id, before), lambda template: render_item_page(
-            template, self.app.config.title, *self.app.service.item_page(item_id, before, ITEM_PAGE_NOTES)))
+        query = self._query(("before", "day"))
+        day = parse_day(query["day"]) if query["day"] else None
+        service = self.app.service
+
+        def render(template):
+            item, entries, older = service.item_timeline(item_id, query["before"], day)
+            uptime, zone_name = service.get_uptime([item_id], BAR_DAYS)
+            days = uptime[0].days
+            starts = service.bar_inputs([item_id], datetime.date.fromisoformat(days[0].date))[item_id][1]
+            incidents = collections.Counter(service.zone.day_of(started).isoformat() for started in starts)
+            on_day = next((uptime_day for uptime_day in days if day and uptime_day.date == day.isoformat()), None)
+            return render_item_page(template, self.app.config.title, zone_name, item, uptime_bar(item, days, incidents),
+                                    entries, older, day, on_day)
+        self._respond_page(("item", item_id, query["before"], query["day"]), render)
+
+    def page_history(self, body):
+        query = self._query(("month", "day"))
+        service, now = self.app.service, CLOCK.wall_ns()
+        this_month = service.zone.day_of(now).replace(day=1)
+        if query["day"]:
+            day = parse_day(query["day"])
+            render = functools.partial(self._render_history_day, day)
+            key = ("history-day", day.isoformat())
+        else:
+            month = parse_month(query["month"]) if query["month"] else this_month
+            render = functools.partial(self._render_history_month, month)
+            key = ("history", month.isoformat())
+        self._respond_page(key, render)
+
+    def _render_history_month(self, month, template):
+        service, now = self.app.service, CLOCK.wall_ns()
+        after = (month + datetime.timedelta(days=32)).replace(day=1)
+        days = [after - datetime.timedelta(days=back) for back in range(1, (after - month).days + 1)]
+        valid_until(service.zone.start_ns(after))  # (the month's days so far, and whether a later month exists)
+        return render_history_page(template, self.app.config.title, service.zone, month,
+                                   service.incidents_by_day(days, HISTORY_SHOWN_A_DAY), now,
+                                   service.first_incident_day())
+
+    def _render_history_day(self, day, template):
+        service, now = self.app.service, CLOCK.wall_ns()
+        return render_history_page(template, self.app.config.title, service.zone, day,
+                                   service.incidents_by_day([day], HISTORY_SHOWN_ONE_DAY), now, service.first_incident_day(),
+                                   one_day=True)
+
+    def _query(self, names):
+        """The query string's values of ``names`` ("" when absent); InvalidArgument for a name given twice."""
+        values = urllib.parse.parse_qs(self.path.partition("?")[2], keep_blank_values=True)
+        for name in names:
+            if len(values.get(name, ())) > 1:
+                raise InvalidArgument(f"{name} is given more than once")
+        return {name: values.get(name, [""])[0] for name in names}
 
     def page_admin(self, body):
         self._admin_user()
@@ -5144,69 +5680,128 @@ document.getElementById("show-audit").addEventListener("click", async () => {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark">
 <link rel="icon" href="data:,">
+{{head}}
 <noscript><meta http-equiv="refresh" content="60"></noscript>
 <title>{{page_title}}</title>
 <style>
   :root {
-    --bg: #f6f7f9; --card: #ffffff; --text: #1c1f24; --muted: #5b6370; --line: #dde1e6;
-    --ok: #1a7f37; --degraded: #9a6700; --outage: #cf222e; --neutral: #57606a;
-    --ok-bg: #dafbe1; --degraded-bg: #fff8c5; --outage-bg: #ffebe9; --neutral-bg: #eaeef2;
+    --bg: #f6f7f9; --card: #ffffff; --text: #1c1f24; --muted: #57606a; --line: #d0d7de; --link: #0550ae;
+    --operational: #1a7f37; --degraded: #8a5d00; --partial: #b35000; --major: #cf222e; --maintenance: #0969da;
+    --nodata: #6e7781; --nodata-bg: #eaeef2;
+    --operational-bg: #dafbe1; --degraded-bg: #fff8c5; --partial-bg: #fff1e5; --major-bg: #ffebe9;
+    --maintenance-bg: #ddf4ff;
   }
   @media (prefers-color-scheme: dark) {
     :root {
-      --bg: #0d1117; --card: #161b22; --text: #e6edf3; --muted: #9da7b3; --line: #30363d;
-      --ok: #3fb950; --degraded: #d29922; --outage: #f85149; --neutral: #8b949e;
-      --ok-bg: #12261e; --degraded-bg: #272115; --outage-bg: #2d1517; --neutral-bg: #21262d;
+      --bg: #0d1117; --card: #161b22; --text: #e6edf3; --muted: #9da7b3; --line: #30363d; --link: #6cb6ff;
+      --operational: #3fb950; --degraded: #d29922; --partial: #f0883e; --major: #f85149; --maintenance: #58a6ff;
+      --nodata: #8b949e; --nodata-bg: #21262d;
+      --operational-bg: #12261e; --degraded-bg: #272115; --partial-bg: #2b1d12; --major-bg: #2d1517;
+      --maintenance-bg: #0c2d4a;
     }
   }
   * { box-sizing: border-box; }
   body { margin: 0; background: var(--bg); color: var(--text);
          font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
-  header, main, footer { max-width: 52rem; margin: 0 auto; padding: 0 1rem; }
-  header { padding-top: 1.5rem; }
+  header, main, footer { max-width: 56rem; margin: 0 auto; padding: 0 1rem; }
+  header { padding-top: 1.5rem; display: flex; flex-wrap: wrap; align-items: baseline; justify-content: space-between;
+           gap: .5rem 1.5rem; }
+  header nav a { margin-left: 1rem; }
   h1 { font-size: 1.6rem; margin: 0 0 1rem; overflow-wrap: anywhere; }
   h1 a { color: inherit; text-decoration: none; }
   h2 { font-size: 1.1rem; margin: 0; overflow-wrap: anywhere; }
-  a { color: inherit; }
+  h3 { font-size: 1rem; margin: 1.25rem 0 .5rem; }
+  a { color: var(--link); }
+  h2 a, .item-head a { color: inherit; }
   .overall { border-radius: .5rem; padding: 1rem 1.25rem; margin-bottom: 1.5rem; font-size: 1.15rem;
-             font-weight: 600; border: 1px solid var(--line); }
-  .overall.ok { background: var(--ok-bg); color: var(--ok); }
-  .overall.degraded { background: var(--degraded-bg); color: var(--degraded); }
-  .overall.outage { background: var(--outage-bg); color: var(--outage); }
-  .overall.neutral { background: var(--neutral-bg); color: var(--neutral); }
+             font-weight: 600; border: 1px solid var(--line); display: flex; gap: .6rem; align-items: center; }
+  .overall svg { width: 1.3rem; height: 1.3rem; flex: none; }
+  .c-operational { color: var(--operational); } .c-degraded { color: var(--degraded); }
+  .c-partial { color: var(--partial); } .c-major { color: var(--major); }
+  .c-maintenance { color: var(--maintenance); } .c-nodata { color: var(--nodata); }
+  .overall.c-operational { background: var(--operational-bg); } .overall.c-degraded { background: var(--degraded-bg); }
+  .overall.c-partial { background: var(--partial-bg); } .overall.c-major { background: var(--major-bg); }
+  .overall.c-maintenance { background: var(--maintenance-bg); } .overall.c-nodata { background: var(--nodata-bg); }
   .items { list-style: none; margin: 0; padding: 0; }
   .item { background: var(--card); border: 1px solid var(--line); border-radius: .5rem; padding: 1rem 1.25rem;
           margin-bottom: .75rem; }
   .item-head { display: flex; flex-wrap: wrap; gap: .25rem 1rem; justify-content: space-between;
                align-items: baseline; }
-  .status { display: inline-flex; align-items: center; gap: .4rem; font-weight: 600; white-space: nowrap; }
-  .status.ok { color: var(--ok); } .status.degraded { color: var(--degraded); }
-  .status.outage { color: var(--outage); } .status.neutral { color: var(--neutral); }
-  .marker { width: .8rem; height: .8rem; border-radius: 50%; display: inline-block;
-            border: 1px solid rgba(127, 127, 127, .6); flex: none; }
+  .condition { font-weight: 600; }
+  .condition svg { width: .9rem; height: .9rem; vertical-align: -.1em; margin-right: .35rem; }
+  .status-name { color: var(--muted); font-weight: 400; }
   .description { margin: .25rem 0 0; color: var(--muted); overflow-wrap: anywhere; }
-  .changed, .note time, footer { color: var(--muted); font-size: .875rem; }
+  .changed, time, footer, .legend, .meta { color: var(--muted); font-size: .875rem; }
   .notes { list-style: none; margin: .75rem 0 0; padding: .5rem 0 0; border-top: 1px solid var(--line); }
   .note { margin: 0 0 .5rem; overflow-wrap: anywhere; }
-  .note p { margin: 0; white-space: pre-line; }
+  .note p, .incident p { margin: 0; white-space: pre-line; overflow-wrap: anywhere; }
   .more { font-size: .875rem; }
-  footer { padding-bottom: 2rem; }
+  footer { padding: 1rem 1rem 2rem; }
   .empty { color: var(--muted); }
+  details.group { background: var(--card); border: 1px solid var(--line); border-radius: .5rem; margin-bottom: .75rem; }
+  details.group > summary { padding: .85rem 1.25rem; cursor: pointer; display: flex; flex-wrap: wrap; gap: .25rem 1rem;
+                            justify-content: space-between; align-items: baseline; font-weight: 600; }
+  details.group > .items { padding: 0 .75rem .25rem; }
+  details.group .item { border-color: var(--line); }
+  .uptime { margin-top: .75rem; }
+  .bar { display: flex; gap: 1px; list-style: none; margin: 0; padding: 0; height: 2rem; }
+  .bar li { flex: 1; display: flex; min-width: 0; }
+  .bar a { flex: 1; border-radius: 2px; position: relative; background: var(--nodata-bg); }
+  .bar a.d-operational { background: var(--operational); } .bar a.d-degraded { background: var(--degraded); }
+  .bar a.d-partial { background: var(--partial); } .bar a.d-major { background: var(--major); }
+  .bar a.d-maintenance { background: var(--maintenance); }
+  .bar a.d-nodata { background: repeating-linear-gradient(135deg, var(--nodata-bg) 0 3px, var(--card) 3px 6px);
+                    outline: 1px solid var(--line); outline-offset: -1px; }
+  .bar a:hover, .bar a:focus { outline: 2px solid var(--text); outline-offset: 1px; z-index: 1; }
+  .bar a:hover::after, .bar a:focus::after { content: attr(aria-label); position: absolute; bottom: 2.4rem;
+      right: 0; width: max-content; max-width: 16rem; padding: .35rem .5rem; border-radius: .25rem; z-index: 2;
+      background: var(--text); color: var(--bg); font-size: .8rem; line-height: 1.3; white-space: normal;
+      pointer-events: none; }
+  .bar li:nth-child(-n+45) a:hover::after, .bar li:nth-child(-n+45) a:focus::after { left: 0; right: auto; }
+  .legend { display: flex; justify-content: space-between; gap: 1rem; margin-top: .25rem; }
+  .legend .short { display: none; }
+  @media (max-width: 560px) {
+    .bar li:nth-last-child(n+31) { display: none; }
+    .bar li:nth-last-child(-n+30) a:hover::after, .bar li:nth-last-child(-n+30) a:focus::after { left: auto; right: 0; }
+    .bar li:nth-last-child(-n+15) a:hover::after, .bar li:nth-last-child(-n+15) a:focus::after { left: auto; right: 0; }
+    .legend .long { display: none; } .legend .short { display: inline; }
+    header nav a { margin: 0 1rem 0 0; }
+  }
+  .incidents-day { margin-bottom: 1rem; }
+  .incident { background: var(--card); border: 1px solid var(--line); border-left-width: 4px; border-radius: .5rem;
+              padding: .75rem 1rem; margin-bottom: .5rem; }
+  .incident.b-degraded { border-left-color: var(--degraded); } .incident.b-partial { border-left-color: var(--partial); }
+  .incident.b-major { border-left-color: var(--major); }
+  .incident h4 { margin: 0; font-size: 1rem; }
+  .incident .meta { margin: 0; }
+  .updates { list-style: none; margin: .5rem 0 0; padding: 0; }
+  .updates li { border-left: 2px solid var(--line); padding: 0 0 .6rem .9rem; margin-left: .3rem; position: relative;
+                overflow-wrap: anywhere; }
+  .updates li::before { content: ""; position: absolute; left: -.4rem; top: .4rem; width: .6rem; height: .6rem;
+                        border-radius: 50%; background: var(--card); border: 2px solid var(--line); }
+  .updates li:last-child { padding-bottom: 0; }
+  .updates p { margin: .1rem 0 0; white-space: pre-line; }
+  .pager { display: flex; justify-content: space-between; gap: 1rem; margin: 1rem 0; }
+  .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0);
+                     white-space: nowrap; }
 </style>
 </head>
 <body>
 <header>
   <h1><a href="/">{{title}}</a></h1>
+  <nav aria-label="Pages">{{nav}}</nav>
 </header>
 <main id="content">
 {{content}}
 </main>
 <footer>
-  <p>Updated <time datetime="{{rendered_iso}}">{{rendered_text}}</time>. Times are shown in UTC unless your
-  browser runs the page's script, which shows your local time. This page refreshes itself every minute.</p>
+  <p>As of <time datetime="{{rendered_iso}}">{{rendered_text}}</time>. Times are shown in UTC unless your browser
+  runs the page's script, which shows your local time; days are counted in {{time_zone}}. This page refreshes
+  itself every minute.</p>
 </footer>
 <script>
-// Optional: local times, relative times, and a refresh that keeps the scroll position.
+// Optional: local times, relative times, one tab stop per uptime bar (arrow keys move along it), and a refresh
+// that keeps the scroll position, open groups and the focus.
 (function () {
   var relative = window.Intl && Intl.RelativeTimeFormat ? new Intl.RelativeTimeFormat(undefined, {numeric: "auto"}) : null;
   function ago(date) {
@@ -5226,6 +5821,26 @@ document.getElementById("show-audit").addEventListener("click", async () => {
       times[i].title = date.toUTCString();
     }
   }
+  function rove(root) {
+    root.querySelectorAll("ol.bar").forEach(function (bar) {
+      var marks = bar.querySelectorAll("a");
+      for (var i = 0; i < marks.length; i++) marks[i].tabIndex = i === marks.length - 1 ? 0 : -1;
+    });
+  }
+  document.addEventListener("keydown", function (event) {
+    var mark = event.target;
+    if (!mark.matches || !mark.matches("ol.bar a")) return;
+    var marks = Array.prototype.filter.call(mark.closest("ol").querySelectorAll("a"), function (a) {
+      return a.offsetParent !== null;  // (a narrow screen hides the older days)
+    });
+    var at = marks.indexOf(mark);
+    var to = {ArrowLeft: at - 1, ArrowRight: at + 1, Home: 0, End: marks.length - 1}[event.key];
+    if (to === undefined || to < 0 || to >= marks.length) return;
+    event.preventDefault();
+    mark.tabIndex = -1;
+    marks[to].tabIndex = 0;
+    marks[to].focus();
+  });
   function refresh() {
     fetch(location.href, {cache: "no-cache"}).then(function (response) {
       return response.ok ? response.text() : null;
@@ -5234,7 +5849,20 @@ document.getElementById("show-audit").addEventListener("click", async () => {
       var fresh = new DOMParser().parseFromString(html, "text/html");
       ["content"].forEach(function (id) {
         var now = document.getElementById(id), next = fresh.getElementById(id);
-        if (now && next && now.innerHTML !== next.innerHTML) now.innerHTML = next.innerHTML;
+        if (now && next && now.innerHTML !== next.innerHTML) {
+          var open = {}, focused = document.activeElement;
+          var href = focused && now.contains(focused) && focused.getAttribute("href");
+          now.querySelectorAll("details[id]").forEach(function (d) { open[d.id] = d.open; });
+          now.innerHTML = next.innerHTML;
+          now.querySelectorAll("details[id]").forEach(function (d) { if (d.id in open) d.open = open[d.id]; });
+          rove(now);
+          var again = href && now.querySelector('a[href="' + CSS.escape(href) + '"]');
+          if (again) {
+            var bar = again.closest("ol.bar");
+            if (bar) bar.querySelectorAll("a").forEach(function (a) { a.tabIndex = a === again ? 0 : -1; });
+            again.focus({preventScroll: true});
+          }
+        }
       });
       var footer = fresh.querySelector("footer");
       if (footer) document.querySelector("footer").innerHTML = footer.innerHTML;
@@ -5242,6 +5870,7 @@ document.getElementById("show-audit").addEventListener("click", async () => {
     }).catch(function () {});
   }
   localize(document);
+  rove(document);
   setInterval(refresh, 60000);
 })();
 </script>

@@ -99,6 +99,20 @@ def assert_one_line_failure(result, *fragments, code=1):
     return lines[0]
 
 
+class Clock:
+    """The time a server takes as now (STATUSTHING_CLOCK): a file, replaced (not rewritten) so the server sees each
+    move."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def set(self, when):
+        """``when``: an RFC 3339 time, or nanoseconds since the epoch."""
+        with open(f"{self.path}.new", "w") as file:
+            file.write(str(when))
+        os.replace(f"{self.path}.new", self.path)
+
+
 class Server:
     """A statusthing.py process. ``address`` is HOST:PORT; its stdout (the JSON log) goes to ``log_path``."""
 

@@ -1,7 +1,6 @@
 """History at chosen times: the server's clock is a file the tests write (STATUSTHING_CLOCK), so days, DST changes,
 incidents and "today so far" are tested without waiting. RPCs go over Connect JSON, Connect binary and gRPC."""
 import json
-import os
 import sqlite3
 
 import pytest
@@ -9,23 +8,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 import statusthing
 import statusthing_pb2 as pb
-from conftest import CLIENTS, Api, Server, fails
+from conftest import CLIENTS, Api, Clock, Server, fails
 
 UP, WARNING, DOWN = pb.STATUS_KIND_UP, pb.STATUS_KIND_WARNING, pb.STATUS_KIND_DOWN
 OPERATIONAL, DEGRADED, PARTIAL, MAJOR = (pb.CONDITION_OPERATIONAL, pb.CONDITION_DEGRADED, pb.CONDITION_PARTIAL_OUTAGE,
                                          pb.CONDITION_MAJOR_OUTAGE)
-
-
-class Clock:
-    """The time the server takes as now: a file, replaced (not rewritten) so the server sees each move."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def set(self, when):
-        with open(f"{self.path}.new", "w") as file:
-            file.write(when)
-        os.replace(f"{self.path}.new", self.path)
 
 
 @pytest.fixture(scope="module")
