@@ -510,11 +510,13 @@ class AuditEntry:
     rpc: str
     target_id: str
     changes: dict
+    item_id: str | None = None  # the item it concerns (its own writes and its notes')
 
     def to_api(self):
         """The entry in the API's words (lowerCamelCase, an RFC 3339 time), for JSON answers and ``audit --json``."""
         return {"id": self.id, "time": utc_iso(self.time_ns), "actor": self.actor, "actorKind": self.actor_kind,
-                "client": self.client, "rpc": self.rpc, "targetId": self.target_id, "changes": self.changes}
+                "client": self.client, "rpc": self.rpc, "targetId": self.target_id, "changes": self.changes,
+                **({"itemId": self.item_id} if self.item_id else {})}
 
 
 class Transaction(typing.Protocol):
@@ -714,11 +716,22 @@ class Transaction(typing.Protocol):
         """Record a token's last use."""
 
     # the audit trail
-    def insert_audit(self, time_ns: int, actor: Actor, rpc: str, target_id: str, changes: dict) -> None:
-        """Record one write: who (``actor``), which call, what it touched, and {field: [old, new]}."""
+    def insert_audit(self, time_ns: int, actor: Actor, rpc: str, target_id: str, changes: dict,
+                     item_id: str | None = None) -> None:
+        """Record one write: who (``actor``), which call, what it touched (and the item it concerns), and
+        {field: [old, new]}."""
 
-    def list_audit(self, limit: int) -> list[AuditEntry]:
-        """The newest ``limit`` audit entries, newest first."""
+    def list_audit(self, limit: int, before: int | None = None, item_id: str = "", actor: str = ""
+                   ) -> list[AuditEntry]:
+        """The newest ``limit`` audit entries older than entry ``before``, of one item or actor when given, newest
+        first."""
+
+    def audit_actors(self) -> list[str]:
+        """Every name the audit trail has as an actor."""
+
+    def names_of(self, ids: typing.Collection[str]) -> dict[str, str]:
+        """{id: name} of the items and statuses among ``ids``, those deleted too (as the audit trail last named
+        them)."""
 
 
 class Store(typing.Protocol):
@@ -938,12 +951,30 @@ def _history_from_audit(conn):
             follow_incident(tx, item_id, change, in_maintenance=False)
 
 
+def _migration_audit_by_item(conn):
+    # Which item each entry concerns (an item's own writes, and its notes'), so the trail can be read item by item.
+    conn.execute("ALTER TABLE audit_log ADD COLUMN item_id TEXT")
+    note_items = dict(conn.execute("SELECT id, item_id FROM notes"))
+    updates = []
+    for entry_id, rpc, target_id, changes in conn.execute("SELECT id, rpc, target_id, changes FROM audit_log"):
+        if rpc in ("AddItem", "UpdateItem", "DeleteItem"):
+            updates.append((target_id, entry_id))
+        elif rpc in ("AddNote", "UpdateNote", "DeleteNote"):
+            item_id = next((value for value in json.loads(changes).get("item_id", ()) if value), None)
+            note_items.setdefault(target_id, item_id)
+            updates.append((item_id or note_items.get(target_id), entry_id))
+    conn.executemany("UPDATE audit_log SET item_id = ? WHERE id = ?", updates)
+    conn.execute("CREATE INDEX audit_by_item ON audit_log(item_id, id)")
+    conn.execute("CREATE INDEX audit_by_actor ON audit_log(actor, id)")
+
+
 MIGRATIONS = (
     (1, "initial schema", _migration_initial_schema),
     (2, "default statuses", _migration_default_statuses),
     (3, "users, API tokens and the audit trail", _migration_accounts_and_audit),
     (4, "revisions, note counts, and notes purged after their item", _migration_revisions_and_purges),
     (5, "conditions, order and groups, status history, incidents, uptime", _migration_history),
+    (6, "the audit trail by item and by actor", _migration_audit_by_item),
 )
 
 
@@ -1429,15 +1460,41 @@ class SqlTransaction:
 
     # -- the audit trail -------------------------------------------------------------------------------------
 
-    def insert_audit(self, time_ns, actor, rpc, target_id, changes):
-        self._run("INSERT INTO audit_log (time_ns, actor, actor_kind, client, rpc, target_id, changes) "
-                  "VALUES (?,?,?,?,?,?,?)", (time_ns, actor.name, actor.kind, actor.client, rpc, target_id,
-                                             json.dumps(changes, ensure_ascii=False)))
+    def insert_audit(self, time_ns, actor, rpc, target_id, changes, item_id=None):
+        self._run("INSERT INTO audit_log (time_ns, actor, actor_kind, client, rpc, target_id, changes, item_id) "
+                  "VALUES (?,?,?,?,?,?,?,?)", (time_ns, actor.name, actor.kind, actor.client, rpc, target_id,
+                                               json.dumps(changes, ensure_ascii=False), item_id))
 
-    def list_audit(self, limit):
-        return [AuditEntry(*row[:-1], json.loads(row[-1])) for row in self._run(
-            "SELECT id, time_ns, actor, actor_kind, client, rpc, target_id, changes FROM audit_log "
-            "ORDER BY id DESC LIMIT ?", (limit,))]
+    def list_audit(self, limit, before=None, item_id="", actor=""):
+        clauses, params = [], []
+        for clause, value in (("id < ?", before), ("item_id = ?", item_id or None), ("actor = ?", actor or None)):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        return [AuditEntry(*row[:7], json.loads(row[7]), row[8]) for row in self._run(
+            "SELECT id, time_ns, actor, actor_kind, client, rpc, target_id, changes, item_id FROM audit_log "
+            f"{where} ORDER BY id DESC LIMIT ?", (*params, limit))]
+
+    def audit_actors(self):
+        return [row[0] for row in self._run("SELECT DISTINCT actor FROM audit_log ORDER BY actor")]
+
+    def names_of(self, ids):
+        ids = list(ids)
+        names = {}
+        for table in ("items", "statuses"):
+            clauses, params = self._in((("id", ids),))
+            if clauses:
+                names.update(self._run(f"SELECT id, name FROM {table} WHERE {clauses[0]}", params))
+        missing = [value for value in ids if value not in names]
+        clauses, params = self._in((("target_id", missing),))
+        if clauses:
+            for target_id, changes in self._run(f"SELECT target_id, changes FROM audit_log WHERE {clauses[0]} "
+                                                "ORDER BY id", params):
+                named = [value for value in json.loads(changes).get("name", ()) if value]
+                if named:
+                    names[target_id] = named[-1]
+        return names
 
 
 class SqliteStore:
@@ -1905,12 +1962,14 @@ class StatusThingService:
         self.on_item_deleted = []  # callables(item id), called after a deletion commits (kept answers forget it)
 
     @staticmethod
-    def _audit(tx, actor, rpc, target_id, changes):
-        """Record a write in the audit trail, in the write's own transaction: {field: [old, new]}, enums by name."""
+    def _audit(tx, actor, rpc, target_id, changes, item_id=None):
+        """Record a write in the audit trail, in the write's own transaction: {field: [old, new]}, enums by name;
+        ``item_id``: the item a write of a note concerns (an item's own writes concern it)."""
         names = {"kind": pb.StatusKind.Name, "condition": pb.Condition.Name}
         readable = {field: [names[field](v) if field in names and v is not None else v for v in pair]
                     for field, pair in changes.items()}
-        tx.insert_audit(CLOCK.now_ns(), actor, rpc, target_id, readable)
+        tx.insert_audit(CLOCK.now_ns(), actor, rpc, target_id, readable,
+                        item_id or (target_id if rpc.endswith("Item") else None))
 
     def generation(self):
         """Moves whenever stored data changes, by anyone; an answer computed at one generation holds until then."""
@@ -2342,7 +2401,7 @@ class StatusThingService:
             note_id, now = IDS.new(), CLOCK.now_ns()
             tx.insert_note(note_id, item_id, text, now)
             tx.touch_item(item_id, now)
-            self._audit(tx, actor, "AddNote", note_id, {"item_id": [None, item_id], "text": [None, text]})
+            self._audit(tx, actor, "AddNote", note_id, {"item_id": [None, item_id], "text": [None, text]}, item_id)
             return tx.get_note(note_id)[0]
 
     def update_note(self, actor, note_id, text):
@@ -2354,7 +2413,7 @@ class StatusThingService:
                 now = CLOCK.now_ns()
                 tx.update_note(note_id, text, now)
                 tx.touch_item(item_id, now)
-                self._audit(tx, actor, "UpdateNote", note_id, {"text": [note.text, text]})
+                self._audit(tx, actor, "UpdateNote", note_id, {"text": [note.text, text]}, item_id)
 
     def delete_note(self, actor, note_id):
         _required_id(note_id, "note_id")
@@ -2362,7 +2421,8 @@ class StatusThingService:
             note, item_id = self._existing_note(tx, note_id)
             tx.delete_note(note_id)
             tx.touch_item(item_id, CLOCK.now_ns())
-            self._audit(tx, actor, "DeleteNote", note_id, {"item_id": [item_id, None], "text": [note.text, None]})
+            self._audit(tx, actor, "DeleteNote", note_id, {"item_id": [item_id, None], "text": [note.text, None]},
+                        item_id)
 
     @staticmethod
     def _clean_note(text):
@@ -2700,9 +2760,22 @@ class Accounts:
                 raise NotFound(f'no token labelled "{label}"')
             tx.insert_audit(CLOCK.now_ns(), actor, "token revoke", token_id, {"label": [label, None]})
 
-    def audit(self, limit=100):
+    def audit(self, limit=100, before=None, item_id="", actor=""):
         with self._store.read() as tx:
-            return tx.list_audit(limit)
+            return tx.list_audit(limit, before, item_id, actor)
+
+    def audit_page(self, limit, before=None, item_id="", actor=""):
+        """A page of the audit trail for people: (entries, {id: name} of the items and statuses they mention,
+        every actor, the entry id the next page starts before, or None on the last)."""
+        with self._store.read() as tx:
+            entries = tx.list_audit(limit + 1, before, item_id, actor)
+            mentioned = set()
+            for entry in entries[:limit]:
+                mentioned.update(value for value in (entry.item_id, entry.target_id) if value)
+                mentioned.update(value for value in entry.changes.get("status_id") or () if value)
+            names = tx.names_of(mentioned)
+            actors = tx.audit_actors()
+        return entries[:limit], names, actors, entries[limit - 1].id if len(entries) > limit else None
 
     @staticmethod
     def _existing_user(tx, username):
@@ -3558,6 +3631,15 @@ def incidents_by_day_html(days, zone, now_ns, empty="No incidents reported."):
     return "".join(out)
 
 
+def _query_number(text, name, low, high):
+    """A whole-number query parameter from ``low`` to ``high``, or None when it is not given."""
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
+        raise InvalidArgument(f"{name} must be a whole number from {low} to {high}")
+    return int(text)
+
+
 def parse_day(text):
     """A ``day`` query parameter (2026-11-30) as a date; InvalidArgument otherwise."""
     try:
@@ -3921,6 +4003,7 @@ ROUTES = (
     Route("/items/{item_id}", ("GET", "HEAD"), "page_item", "html"),
     Route("/history", ("GET", "HEAD"), "page_history", "html"),
     Route("/admin", ("GET", "HEAD"), "page_admin", "text"),
+    Route("/admin/logout", ("GET",), "admin_logout", "text"),
     Route("/admin/api/me", ("GET",), "admin_me", "json"),
     Route("/admin/api/audit", ("GET",), "admin_audit", "json"),
     Route("/admin/api/password", ("POST",), "admin_password", "json"),
@@ -4334,10 +4417,24 @@ class Handler(BaseHTTPRequestHandler):
 
     def admin_audit(self, body):
         self._admin_user()
-        limit = urllib.parse.parse_qs(self.path.partition("?")[2]).get("limit", ["100"])[0]
-        if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= 10000:
-            raise InvalidArgument("limit must be a number from 1 to 10000")
-        self._respond_json({"entries": [entry.to_api() for entry in self.app.accounts.audit(int(limit))]})
+        query = self._query(("limit", "before", "item", "actor"))
+        if len(query["item"]) > MAX_ID_CHARS or len(query["actor"]) > MAX_NAME_CHARS:
+            raise InvalidArgument("item or actor is longer than any there is")
+        limit, before = (_query_number(query[name], name, low, high) for name, low, high in (
+            ("limit", 1, MAX_PAGE_SIZE), ("before", 1, 2 ** 63 - 1)))
+        entries, names, actors, after = self.app.accounts.audit_page(limit or 50, before, query["item"],
+                                                                     query["actor"])
+        self._respond_json({"entries": [entry.to_api() for entry in entries], "names": names, "actors": actors,
+                            **({"next": str(after)} if after else {})})
+
+    def admin_logout(self, body):
+        # A 401 without a challenge: browsers drop the credentials they keep for this site, and ask again the next
+        # time /admin answers 401 with one. (Basic authentication has no other way to sign out.)
+        page = _fill(self.app.assets.get("status.html"), self.app.config.title,
+                     '<p class="overall c-nodata" role="status">You are signed out.</p>'
+                     '<p><a href="/admin">Sign in again</a> · <a href="/">The status page</a></p>',
+                     CLOCK.wall_ns(), page_title=f"Signed out · {self.app.config.title}")
+        self._respond(401, HTML, page.encode(), (("Cache-Control", "no-store"), *PAGE_SECURITY_HEADERS))
 
     def admin_password(self, body):
         self._content_type()
@@ -5342,65 +5439,94 @@ EMBEDDED_ASSETS = {
 <link rel="icon" href="data:,">
 <title>StatusThing admin</title>
 <style>
-  :root { --bg: #f6f7f9; --card: #fff; --text: #1c1f24; --muted: #5b6370; --line: #dde1e6; --accent: #0969da;
-          --error: #cf222e; --error-bg: #ffebe9; --warn-bg: #fff8c5; --warn: #7d4e00; }
+  :root { --bg: #f6f7f9; --card: #fff; --text: #1c1f24; --muted: #57606a; --line: #d0d7de; --accent: #0550ae;
+          --error: #b3261e; --error-bg: #ffebe9; --warn-bg: #fff8c5; --warn: #6b4400; --ok: #1a7f37;
+          --operational: #1a7f37; --degraded: #8a5d00; --partial: #b35000; --major: #cf222e; --maintenance: #0969da;
+          --nodata: #57606a; }
   @media (prefers-color-scheme: dark) {
-    :root { --bg: #0d1117; --card: #161b22; --text: #e6edf3; --muted: #9da7b3; --line: #30363d; --accent: #4493f8;
-            --error: #f85149; --error-bg: #2d1517; --warn-bg: #272115; --warn: #d29922; }
+    :root { --bg: #0d1117; --card: #161b22; --text: #e6edf3; --muted: #9da7b3; --line: #30363d; --accent: #6cb6ff;
+            --error: #ff7b72; --error-bg: #2d1517; --warn-bg: #272115; --warn: #e3b341; --ok: #3fb950;
+            --operational: #3fb950; --degraded: #d29922; --partial: #f0883e; --major: #f85149; --maintenance: #58a6ff;
+            --nodata: #9da7b3; }
   }
   * { box-sizing: border-box; }
   body { margin: 0; background: var(--bg); color: var(--text); font: 15px/1.45 system-ui, sans-serif; }
   header, main { max-width: 64rem; margin: 0 auto; padding: 0 1rem; }
-  header { display: flex; flex-wrap: wrap; justify-content: space-between; align-items: baseline; gap: .5rem;
+  header { display: flex; flex-wrap: wrap; justify-content: space-between; align-items: baseline; gap: .25rem 1rem;
            padding-top: 1rem; }
+  header p { margin: 0; }
+  header a { white-space: nowrap; }
   h1 { font-size: 1.4rem; margin: 0; }
   h2 { font-size: 1.15rem; margin: 1.5rem 0 .5rem; }
-  h3 { font-size: 1rem; margin: .75rem 0 .25rem; }
+  h3 { font-size: 1rem; margin: 0 0 .5rem; }
   a { color: var(--accent); }
-  section, .card { background: var(--card); border: 1px solid var(--line); border-radius: .5rem;
-                   padding: .75rem 1rem; margin-bottom: 1rem; }
+  section { background: var(--card); border: 1px solid var(--line); border-radius: .5rem; padding: .75rem 1rem;
+            margin-bottom: 1rem; }
   .banner { background: var(--warn-bg); color: var(--warn); border-color: var(--warn); font-weight: 600; }
   form.inline, .row { display: flex; flex-wrap: wrap; gap: .5rem; align-items: end; }
   label { display: flex; flex-direction: column; font-size: .85rem; color: var(--muted); gap: .15rem; }
+  label.grow { flex: 1 1 14rem; }
   input, select, textarea, button { font: inherit; color: inherit; }
-  input[type=text], input[type=password], select, textarea { background: var(--bg); border: 1px solid var(--line);
-    border-radius: .3rem; padding: .3rem .45rem; min-width: 0; }
-  textarea { width: 100%; min-height: 3.5rem; }
+  input[type=text], input[type=password], input[type=number], select, textarea { background: var(--bg);
+    border: 1px solid var(--line); border-radius: .3rem; padding: .3rem .45rem; min-width: 0; color: var(--text); }
+  input[type=number] { width: 6rem; }
+  textarea { width: 100%; min-height: 4.5rem; resize: vertical; }
   button { background: var(--bg); border: 1px solid var(--line); border-radius: .3rem; padding: .3rem .7rem;
            cursor: pointer; }
-  button.primary { background: var(--accent); color: #fff; border-color: var(--accent); }
+  button.primary { background: var(--accent); color: var(--card); border-color: var(--accent); font-weight: 600; }
   button.danger { color: var(--error); }
+  button.link { border: 0; background: none; color: var(--accent); text-decoration: underline; padding: 0 .2rem; }
+  :focus-visible { outline: 2px solid var(--accent); outline-offset: 2px; }
   .error { color: var(--error); background: var(--error-bg); border-radius: .3rem; padding: .2rem .5rem;
            margin: .35rem 0 0; }
-  .error:empty { display: none; }
-  .item { border-top: 1px solid var(--line); padding: .75rem 0; }
-  .item:first-of-type { border-top: 0; }
-  .item-name { font-weight: 600; overflow-wrap: anywhere; }
+  .error:empty, .done:empty { display: none; }
+  .done { color: var(--ok); margin: .35rem 0 0; }
   .muted { color: var(--muted); font-size: .85rem; }
-  .swatch { display: inline-block; width: .9rem; height: .9rem; border-radius: 50%; vertical-align: middle;
-            border: 1px solid rgba(127,127,127,.6); margin-right: .3rem; }
-  .notes { list-style: none; padding: 0; margin: .5rem 0 0 1rem; }
-  .notes li { margin-bottom: .5rem; overflow-wrap: anywhere; }
+  .swatch { display: inline-block; width: .8rem; height: .8rem; border-radius: 50%; flex: none;
+            border: 1px solid rgba(127,127,127,.7); }
+  .condition { font-weight: 600; }
+  .c-operational { color: var(--operational); } .c-degraded { color: var(--degraded); }
+  .c-partial { color: var(--partial); } .c-major { color: var(--major); }
+  .c-maintenance { color: var(--maintenance); } .c-nodata { color: var(--nodata); }
+  /* one compact row per item; what it takes to act on it opens on demand */
+  .item { border-top: 1px solid var(--line); padding: .6rem 0; }
+  .item:first-child { border-top: 0; }
+  .item-line { display: flex; flex-wrap: wrap; align-items: center; gap: .15rem .75rem; }
+  .item-name { font-weight: 600; overflow-wrap: anywhere; }
+  .item-line .updated { margin-left: auto; }
+  .condition .muted { font-weight: 400; }
+  .item details { margin-top: .35rem; }
+  .item summary { cursor: pointer; color: var(--accent); display: inline-block; }
+  .item details[open] > summary { margin-bottom: .4rem; }
+  .actions { display: flex; flex-wrap: wrap; gap: 0 1rem; }
+  .actions details[open] { flex-basis: 100%; }
+  .notes { list-style: none; padding: 0; margin: .5rem 0 0; }
+  .notes li { margin-bottom: .6rem; overflow-wrap: anywhere; }
   .notes p { margin: 0; white-space: pre-line; }
   table { border-collapse: collapse; width: 100%; }
-  td, th { text-align: left; padding: .3rem .4rem; border-top: 1px solid var(--line); vertical-align: top;
+  td, th { text-align: left; padding: .35rem .4rem; border-top: 1px solid var(--line); vertical-align: top;
            overflow-wrap: anywhere; }
-  .audit { font-size: .85rem; overflow-x: auto; }
+  th { font-size: .85rem; color: var(--muted); font-weight: 600; }
+  .audit td:first-child { white-space: nowrap; }
+  .quote { white-space: pre-line; }
   [hidden] { display: none !important; }
-  @media (max-width: 40rem) {  /* phones: tables become stacked cards */
+  @media (max-width: 40rem) {  /* phones: tables become stacked cards, fields take the whole width */
     table, thead, tbody, tr, td { display: block; width: 100%; }
     thead { display: none; }
     tr { border-top: 1px solid var(--line); padding: .4rem 0; }
     td { border: 0; padding: .15rem 0; }
+    .audit td:first-child { white-space: normal; }
     input[type=text], input[type=password], select { width: 100%; }
     form.inline > label, .row > label { width: 100%; }
+    .item-line .updated { margin-left: 0; width: 100%; }
   }
 </style>
 </head>
 <body>
 <header>
   <h1>StatusThing admin</h1>
-  <p><a href="/">View the public status page</a> · signed in as <strong id="whoami">…</strong></p>
+  <p><a href="/">The status page</a> · signed in as <strong id="whoami">…</strong> ·
+    <a href="/admin/logout" id="sign-out">Sign out</a></p>
 </header>
 <main>
   <section id="default-password-banner" class="banner" hidden role="alert">
@@ -5409,32 +5535,34 @@ EMBEDDED_ASSETS = {
   </section>
 
   <h2>Items</h2>
+  <section id="items" aria-label="Items"><p class="muted">Loading…</p></section>
   <section aria-labelledby="add-item-title">
     <h3 id="add-item-title">Add an item</h3>
     <form id="add-item" class="inline">
-      <label>Name <input type="text" name="name" required maxlength="200"></label>
-      <label>Description <input type="text" name="description" maxlength="2000"></label>
+      <label class="grow">Name <input type="text" name="name" required maxlength="200"></label>
+      <label class="grow">Description <input type="text" name="description" maxlength="2000"></label>
+      <label>Group <input type="text" name="group" maxlength="200"></label>
       <label>Status <select name="status" class="status-select"></select></label>
-      <label>First note <input type="text" name="note"></label>
+      <label class="grow">First note <textarea name="note" rows="2"></textarea></label>
       <button class="primary">Add item</button>
     </form>
     <p class="error" role="alert"></p>
   </section>
-  <section id="items" aria-label="Items"><p class="muted">Loading…</p></section>
 
   <h2>Statuses</h2>
+  <section id="statuses" aria-label="Statuses"><p class="muted">Loading…</p></section>
   <section aria-labelledby="add-status-title">
     <h3 id="add-status-title">Add a status</h3>
     <form id="add-status" class="inline">
       <label>Name <input type="text" name="name" required maxlength="200"></label>
       <label>Kind <select name="kind" class="kind-select"></select></label>
+      <label>Condition <select name="condition" class="condition-select"></select></label>
       <label>Colour <input type="color" name="color" value="#5dfc0a"></label>
-      <label>Description <input type="text" name="description" maxlength="2000"></label>
+      <label class="grow">Description <input type="text" name="description" maxlength="2000"></label>
       <button class="primary">Add status</button>
     </form>
     <p class="error" role="alert"></p>
   </section>
-  <section id="statuses" aria-label="Statuses"><p class="muted">Loading…</p></section>
 
   <h2 id="account">Your password</h2>
   <section>
@@ -5449,17 +5577,32 @@ EMBEDDED_ASSETS = {
       again with the new one.</p>
   </section>
 
-  <h2>Audit trail</h2>
-  <section>
-    <button id="show-audit">Show the latest changes</button>
+  <h2 id="audit-title">Audit trail</h2>
+  <section aria-labelledby="audit-title">
+    <form id="audit-filter" class="inline">
+      <label>Item <select name="item"><option value="">All items</option></select></label>
+      <label>Who <select name="actor"><option value="">Everyone</option></select></label>
+      <button id="show-audit">Show</button>
+    </form>
     <div class="audit" id="audit"></div>
+    <p class="error" role="alert"></p>
+    <button id="older-audit" hidden>Older entries</button>
   </section>
 </main>
 <script>
 "use strict";
 const KINDS = ["UP", "DOWN", "WARNING", "UNAVAILABLE", "AVAILABLE", "INVESTIGATING", "OBSERVING", "CREATED",
                "ONLINE", "OFFLINE", "DECOMM"].map(k => "STATUS_KIND_" + k);
-let statuses = [];
+// What a reader sees, as the public page words it; a status without a condition of its own follows its kind's.
+const CONDITIONS = {CONDITION_OPERATIONAL: ["Operational", "operational"],
+                    CONDITION_DEGRADED: ["Degraded performance", "degraded"],
+                    CONDITION_PARTIAL_OUTAGE: ["Partial outage", "partial"],
+                    CONDITION_MAJOR_OUTAGE: ["Major outage", "major"],
+                    CONDITION_MAINTENANCE: ["Under maintenance", "maintenance"]};
+const KIND_CONDITION = {UP: "OPERATIONAL", AVAILABLE: "OPERATIONAL", ONLINE: "OPERATIONAL", WARNING: "DEGRADED",
+                        OBSERVING: "DEGRADED", INVESTIGATING: "DEGRADED", UNAVAILABLE: "PARTIAL_OUTAGE",
+                        DOWN: "MAJOR_OUTAGE", OFFLINE: "MAJOR_OUTAGE"};
+let statuses = [], items = [];
 
 // -- talking to the API: the Connect protocol with JSON -----------------------------------------------------------
 class ApiError extends Error {}
@@ -5485,125 +5628,49 @@ async function attempt(errorBox, action) {
 
 function el(tag, props, ...children) {
   const node = document.createElement(tag);
-  Object.assign(node, props || {});
-  for (const child of children) node.append(child);  // text is always inserted as text, never as HTML
+  const {dataset, ...rest} = props || {};
+  Object.assign(node, rest);
+  Object.assign(node.dataset, dataset || {});
+  for (const child of children) if (child !== null && child !== undefined) node.append(child);  // text stays text
   return node;
 }
 const kindLabel = kind => (kind || "STATUS_KIND_UNKNOWN").replace("STATUS_KIND_", "");
-const when = ts => ts && ts.updated ? new Date(ts.updated).toLocaleString() : "";
+const conditionOf = status => !status ? null :
+  status.condition || (KIND_CONDITION[kindLabel(status.kind)] ? "CONDITION_" + KIND_CONDITION[kindLabel(status.kind)] : null);
+const when = ts => ts && ts.updated ?
+  new Date(ts.updated).toLocaleString(undefined, {dateStyle: "medium", timeStyle: "short"}) : "";
+
+function conditionBadge(status) {
+  const condition = conditionOf(status);
+  const [label, css] = CONDITIONS[condition] || [status ? "No condition" : "No status", "nodata"];
+  return el("span", {className: `condition c-${css}`}, label,
+            status ? el("span", {className: "muted", textContent: ` (${status.name})`}) : null);
+}
+
+function swatch(color) {
+  const node = el("span", {className: "swatch", ariaHidden: "true"});
+  node.style.background = color || "transparent";
+  return node;
+}
 
 function statusOptions(select, selected, allowNone) {
   select.replaceChildren();
   if (allowNone) select.append(el("option", {value: "", textContent: "(no status)"}));
   for (const status of statuses) {
-    select.append(el("option", {value: status.id, textContent: status.name, selected: status.id === selected}));
+    const [label] = CONDITIONS[conditionOf(status)] || ["no condition"];
+    select.append(el("option", {value: status.id, textContent: `${status.name} — ${label}`,
+                                selected: status.id === selected}));
   }
 }
 
-// -- items --------------------------------------------------------------------------------------------------------
-async function loadItems() {
-  const {items = []} = await rpc("ItemsService", "ListItems", {extended: true});
-  const box = document.getElementById("items");
-  box.replaceChildren(...(items.length ? items.map(renderItem) : [el("p", {className: "muted", textContent: "No items yet."})]));
-}
-
-function renderItem(item) {
-  const error = el("p", {className: "error", role: "alert"});
-  const row = el("div", {className: "item"});
-  row.dataset.name = item.name;
-
-  const status = el("select", {ariaLabel: `Status of ${item.name}`});
-  statusOptions(status, item.status && item.status.id, !item.status);
-  status.addEventListener("change", () => attempt(error, async () => {
-    await rpc("ItemsService", "UpdateItem", {itemId: item.id, statusId: status.value});
-    await refreshAll();
-  }));
-
-  const name = el("input", {type: "text", value: item.name, ariaLabel: "Name", maxLength: 200});
-  const description = el("input", {type: "text", value: item.description || "", ariaLabel: "Description",
-                                   maxLength: 2000});
-  const save = el("button", {textContent: "Save"});
-  save.addEventListener("click", () => attempt(error, async () => {
-    await rpc("ItemsService", "UpdateItem", {itemId: item.id, name: name.value, description: description.value});
-    await refreshAll();
-  }));
-  const remove = el("button", {className: "danger", textContent: "Delete"});
-  remove.addEventListener("click", () => {
-    if (!confirm(`Delete "${item.name}" and all its notes?`)) return;
-    attempt(error, async () => { await rpc("ItemsService", "DeleteItem", {itemId: item.id}); await refreshAll(); });
-  });
-
-  const notes = el("ul", {className: "notes"}, ...(item.notes || []).map(note => renderNote(note, error)));
-  const noteText = el("input", {type: "text", ariaLabel: `New note for ${item.name}`, placeholder: "New note"});
-  const addNote = el("form", {className: "inline"}, noteText, el("button", {textContent: "Add note"}));
-  addNote.addEventListener("submit", event => {
-    event.preventDefault();
-    attempt(error, async () => {
-      await rpc("NotesService", "AddNote", {itemId: item.id, noteText: noteText.value});
-      await refreshAll();
-    });
-  });
-
-  row.append(
-    el("div", {className: "row"}, el("span", {className: "item-name", textContent: item.name}),
-       el("label", {}, "Status", status), el("span", {className: "muted", textContent: "updated " + when(item.timestamps)})),
-    el("div", {className: "row"}, el("label", {}, "Name", name), el("label", {}, "Description", description), save, remove),
-    addNote, notes, error);
-  return row;
-}
-
-function renderNote(note, error) {
-  const text = el("p", {textContent: note.text});
-  const edit = el("button", {textContent: "Edit"});
-  edit.addEventListener("click", () => {
-    const changed = prompt("Edit note", note.text);
-    if (changed === null || changed === note.text) return;
-    attempt(error, async () => {
-      await rpc("NotesService", "UpdateNote", {noteId: note.id, noteText: changed});
-      await refreshAll();
-    });
-  });
-  const remove = el("button", {className: "danger", textContent: "Delete"});
-  remove.addEventListener("click", () => {
-    if (!confirm("Delete this note?")) return;
-    attempt(error, async () => { await rpc("NotesService", "DeleteNote", {noteId: note.id}); await refreshAll(); });
-  });
-  return el("li", {}, text, el("span", {className: "muted", textContent: when(note.timestamps) + " "}), edit, " ", remove);
-}
-
-// -- statuses -----------------------------------------------------------------------------------------------------
-async function loadStatuses() {
-  ({statuses = []} = await rpc("StatusService", "ListStatus", {}));
-  for (const select of document.querySelectorAll(".status-select")) statusOptions(select, select.value, true);
-  const box = document.getElementById("statuses");
-  box.replaceChildren(...(statuses.length ? [el("table", {}, el("thead", {}, el("tr", {},
-      ...["Name", "Kind", "Colour", "Description", ""].map(h => el("th", {textContent: h})))),
-      el("tbody", {}, ...statuses.map(renderStatus)))] : [el("p", {className: "muted", textContent: "No statuses."})]));
-}
-
-function renderStatus(status) {
-  const error = el("p", {className: "error", role: "alert"});
-  const name = el("input", {type: "text", value: status.name, ariaLabel: "Status name", maxLength: 200});
-  const kind = kindSelect(status.kind);
-  kind.ariaLabel = "Kind";
-  const color = el("input", {type: "color", value: /^#[0-9a-f]{6}$/i.test(status.color || "") ? status.color : "#888888",
-                             ariaLabel: "Colour"});
-  const description = el("input", {type: "text", value: status.description || "", ariaLabel: "Description"});
-  const save = el("button", {textContent: "Save"});
-  save.addEventListener("click", () => attempt(error, async () => {
-    await rpc("StatusService", "UpdateStatus", {statusId: status.id, name: name.value, kind: kind.value,
-                                                color: color.value, description: description.value});
-    await refreshAll();
-  }));
-  const remove = el("button", {className: "danger", textContent: "Delete"});
-  remove.addEventListener("click", () => {
-    if (!confirm(`Delete the status "${status.name}"?`)) return;
-    attempt(error, async () => { await rpc("StatusService", "DeleteStatus", {statusId: status.id}); await refreshAll(); });
-  });
-  const row = el("tr", {}, el("td", {}, name), el("td", {}, kind), el("td", {}, color),
-                 el("td", {}, description), el("td", {}, save, " ", remove, error));
-  row.dataset.name = status.name;
-  return row;
+function conditionSelect(selected, kind) {
+  const follows = CONDITIONS["CONDITION_" + KIND_CONDITION[kindLabel(kind)]];
+  const select = el("select", {className: "condition-select"},
+    el("option", {value: "", textContent: `As the kind says${follows ? ` (${follows[0]})` : ""}`}));
+  for (const [value, [label]] of Object.entries(CONDITIONS)) {
+    select.append(el("option", {value, textContent: label, selected: value === selected}));
+  }
+  return select;
 }
 
 function kindSelect(selected) {
@@ -5612,9 +5679,258 @@ function kindSelect(selected) {
   return select;
 }
 
+// Replace a box's contents after a save without losing the person's place: the focused control, what they were
+// typing elsewhere, and which parts they had open come back (matched by data-key).
+function rebuild(box, nodes) {
+  const active = document.activeElement;
+  const focusKey = active && box.contains(active) ? active.dataset.key : null;
+  const drafts = {}, open = {};
+  box.querySelectorAll("[data-key]").forEach(node => {
+    if (node.dataset.draft !== undefined) drafts[node.dataset.key] = node.value;
+    if (node.tagName === "DETAILS") open[node.dataset.key] = node.open;
+  });
+  box.replaceChildren(...nodes);
+  box.querySelectorAll("[data-key]").forEach(node => {
+    if (node.dataset.draft !== undefined && node.dataset.key in drafts) node.value = drafts[node.dataset.key];
+    if (node.tagName === "DETAILS" && node.dataset.key in open) node.open = open[node.dataset.key];
+  });
+  const again = focusKey && box.querySelector(`[data-key="${CSS.escape(focusKey)}"]`);
+  if (again) again.focus();
+}
+
+// -- items --------------------------------------------------------------------------------------------------------
+async function loadItems() {
+  ({items = []} = await rpc("ItemsService", "ListItems", {extended: true, notesLimit: 5}));
+  rebuild(document.getElementById("items"),
+          items.length ? items.map(renderItem) : [el("p", {className: "muted", textContent: "No items yet."})]);
+  const filter = document.querySelector("#audit-filter select[name=item]");
+  const chosen = filter.value;
+  filter.replaceChildren(el("option", {value: "", textContent: "All items"}),
+                         ...items.map(item => el("option", {value: item.id, textContent: item.name,
+                                                            selected: item.id === chosen})));
+}
+
+function renderItem(item) {
+  const key = name => `${item.id}:${name}`;
+  const row = el("div", {className: "item", dataset: {name: item.name, id: item.id}});
+  const error = el("p", {className: "error", role: "alert"});
+  const done = el("p", {className: "done", role: "status"});
+
+  // Post an update: a new status and the note that explains it, in one write.
+  const status = el("select", {dataset: {key: key("status"), draft: ""}});
+  statusOptions(status, item.status && item.status.id, !item.status);
+  const note = el("textarea", {rows: 3, placeholder: "What is happening, and what people should do. Readers see this.",
+                               dataset: {key: key("note"), draft: ""}});
+  const post = el("form", {className: "inline"},
+    el("label", {}, "New status", status), el("label", {className: "grow"}, "Note", note),
+    el("button", {className: "primary", textContent: "Post update", dataset: {key: key("post")}}));
+  post.addEventListener("submit", event => {
+    event.preventDefault();
+    done.textContent = "";
+    attempt(error, async () => {
+      const changed = status.value && status.value !== (item.status && item.status.id);
+      if (!changed && !note.value.trim()) throw new ApiError("Choose another status or write a note to post.");
+      await rpc("ItemsService", "UpdateItem", {itemId: item.id, ...(changed ? {statusId: status.value} : {}),
+                                               noteText: note.value});
+      note.value = "";
+      await refreshAll();
+      const fresh = document.querySelector(`#items .item[data-id="${CSS.escape(item.id)}"] .done`);
+      if (fresh) fresh.textContent = "Update posted.";
+    });
+  });
+
+  // Edit: the item's own fields, its notes in place, and deleting it.
+  const field = (name, value, props) => el("input", {type: "text", value: value || "", name,
+                                                     dataset: {key: key(name), draft: ""}, ...props});
+  const name = field("name", item.name, {maxLength: 200, required: true});
+  const description = field("description", item.description, {maxLength: 2000});
+  const group = field("group", item.group, {maxLength: 200});
+  const position = el("input", {type: "number", value: item.position || 0, name: "position", step: 1,
+                                dataset: {key: key("position"), draft: ""}});
+  const edit = el("form", {className: "inline"},
+    el("label", {}, "Name", name), el("label", {className: "grow"}, "Description", description),
+    el("label", {}, "Group", group), el("label", {}, "Position", position),
+    el("button", {textContent: "Save", dataset: {key: key("save")}}));
+  edit.addEventListener("submit", event => {
+    event.preventDefault();
+    attempt(error, async () => {
+      await rpc("ItemsService", "UpdateItem", {itemId: item.id, name: name.value, description: description.value,
+                                               group: group.value, position: Number(position.value) || 0});
+      await refreshAll();
+    });
+  });
+  const remove = el("button", {className: "danger", type: "button", textContent: "Delete item",
+                               dataset: {key: key("delete")}});
+  remove.addEventListener("click", () => {
+    if (!confirm(`Delete "${item.name}" and all its notes and history?`)) return;
+    attempt(error, async () => { await rpc("ItemsService", "DeleteItem", {itemId: item.id}); await refreshAll(); });
+  });
+  const notes = el("ul", {className: "notes", ariaLabel: `Newest notes on ${item.name}`},
+                   ...(item.notes || []).map(note => renderNote(note, error)));
+
+  row.append(
+    el("div", {className: "item-line"}, swatch(item.status && item.status.color),
+       el("span", {className: "item-name", textContent: item.name}), conditionBadge(item.status),
+       el("span", {className: "muted updated",
+                   textContent: `${item.group ? `in ${item.group} · ` : ""}updated ${when(item.timestamps)}`})),
+    el("div", {className: "actions"},
+       el("details", {dataset: {key: key("post-open")}}, el("summary", {textContent: "Post an update"}), post),
+       el("details", {dataset: {key: key("edit-open")}}, el("summary", {textContent: "Edit"}), edit,
+          el("p", {}, remove), item.notes && item.notes.length ? notes : null,
+          el("p", {className: "muted"}, el("a", {href: `/items/${encodeURIComponent(item.id)}`,
+                                                  textContent: "Its page, with every update"})))),
+    error, done);
+  return row;
+}
+
+function renderNote(note, error) {
+  const key = name => `${note.id}:${name}`;
+  const text = el("p", {textContent: note.text});
+  const meta = el("span", {className: "muted", textContent: when(note.timestamps) + " "});
+  const edit = el("button", {type: "button", className: "link", textContent: "Edit", dataset: {key: key("edit")}});
+  const remove = el("button", {type: "button", className: "link danger", textContent: "Delete",
+                               dataset: {key: key("delete")}});
+  const item = el("li", {dataset: {note: note.id}}, text, meta, edit, " ", remove);
+  edit.addEventListener("click", () => {
+    // In place: the text becomes a field; Save keeps it, Cancel (or Escape) puts the text back.
+    const field = el("textarea", {value: note.text, ariaLabel: "Note text", dataset: {key: key("text")}});
+    const save = el("button", {className: "primary", textContent: "Save note", dataset: {key: key("save")}});
+    const cancel = el("button", {type: "button", textContent: "Cancel"});
+    const form = el("form", {className: "inline"}, field, save, cancel);
+    const close = () => { form.replaceWith(text); meta.hidden = edit.hidden = remove.hidden = false; edit.focus(); };
+    cancel.addEventListener("click", close);
+    form.addEventListener("keydown", event => { if (event.key === "Escape") { event.preventDefault(); close(); } });
+    form.addEventListener("submit", event => {
+      event.preventDefault();
+      if (field.value === note.text) return close();
+      attempt(error, async () => {
+        await rpc("NotesService", "UpdateNote", {noteId: note.id, noteText: field.value});
+        await refreshAll();
+        const again = document.querySelector(`[data-key="${CSS.escape(key("edit"))}"]`);
+        if (again) again.focus();
+      });
+    });
+    text.replaceWith(form);
+    meta.hidden = edit.hidden = remove.hidden = true;
+    field.focus();
+  });
+  remove.addEventListener("click", () => {
+    if (!confirm("Delete this note?")) return;
+    attempt(error, async () => { await rpc("NotesService", "DeleteNote", {noteId: note.id}); await refreshAll(); });
+  });
+  return item;
+}
+
+// -- statuses -----------------------------------------------------------------------------------------------------
+async function loadStatuses() {
+  ({statuses = []} = await rpc("StatusService", "ListStatus", {}));
+  for (const select of document.querySelectorAll(".status-select")) statusOptions(select, select.value, true);
+  rebuild(document.getElementById("statuses"), statuses.length ? [el("table", {}, el("thead", {}, el("tr", {},
+      ...["Shown as", "Name", "Kind", "Condition", "Colour", "Description", "Actions"].map(h => el("th", {textContent: h})))),
+      el("tbody", {}, ...statuses.map(renderStatus)))] : [el("p", {className: "muted", textContent: "No statuses."})]);
+}
+
+function renderStatus(status) {
+  const key = name => `${status.id}:${name}`;
+  const error = el("p", {className: "error", role: "alert"});
+  const name = el("input", {type: "text", value: status.name, ariaLabel: "Status name", maxLength: 200,
+                            dataset: {key: key("name"), draft: ""}});
+  const kind = kindSelect(status.kind);
+  Object.assign(kind, {ariaLabel: `Kind of ${status.name}`});
+  Object.assign(kind.dataset, {key: key("kind"), draft: ""});
+  const condition = conditionSelect(status.condition || "", status.kind);
+  Object.assign(condition, {ariaLabel: `Condition of ${status.name}`});
+  Object.assign(condition.dataset, {key: key("condition"), draft: ""});
+  const color = el("input", {type: "color", value: /^#[0-9a-f]{6}$/i.test(status.color || "") ? status.color : "#888888",
+                             ariaLabel: `Colour of ${status.name}`, dataset: {key: key("color"), draft: ""}});
+  const description = el("input", {type: "text", value: status.description || "", ariaLabel: "Description",
+                                   dataset: {key: key("description"), draft: ""}});
+  const save = el("button", {textContent: "Save", dataset: {key: key("save")}});
+  save.addEventListener("click", () => attempt(error, async () => {
+    await rpc("StatusService", "UpdateStatus", {statusId: status.id, name: name.value, kind: kind.value,
+                                                condition: condition.value || "CONDITION_UNSPECIFIED",
+                                                color: color.value, description: description.value});
+    await refreshAll();
+  }));
+  const remove = el("button", {className: "danger", textContent: "Delete", dataset: {key: key("delete")}});
+  remove.addEventListener("click", () => {
+    if (!confirm(`Delete the status "${status.name}"?`)) return;
+    attempt(error, async () => { await rpc("StatusService", "DeleteStatus", {statusId: status.id}); await refreshAll(); });
+  });
+  return el("tr", {dataset: {name: status.name}},
+            el("td", {}, swatch(status.color), " ", conditionBadge(status)), el("td", {}, name), el("td", {}, kind),
+            el("td", {}, condition), el("td", {}, color), el("td", {}, description),
+            el("td", {}, save, " ", remove, error));
+}
+
 async function refreshAll() {
   await loadStatuses();
   await loadItems();
+}
+
+// -- the audit trail, in words --------------------------------------------------------------------------------------
+const FIELDS = {status_id: "status", note: "note", text: "text", name: "name", description: "description",
+                group: "group", position: "position", kind: "kind", condition: "condition", color: "colour",
+                notes: "notes", username: "user", label: "token", password: "password"};
+
+function describe(entry, names) {
+  const named = id => names[id] || id;
+  const value = (field, v) => v === null || v === undefined ? "nothing" :
+    field === "status_id" ? `“${named(v)}”` : field === "kind" ? kindLabel(v) :
+    field === "condition" ? (CONDITIONS[v] || [v])[0] : typeof v === "string" && v.length > 160 ? `“${v.slice(0, 160)}…”` :
+    typeof v === "string" ? `“${v}”` : String(v);
+  const changes = entry.changes || {};
+  const detail = skip => Object.entries(changes).filter(([f]) => !skip.includes(f)).map(([field, [old, now]]) =>
+    old === null || old === undefined ? `${FIELDS[field] || field} ${value(field, now)}` :
+    now === null || now === undefined ? `${FIELDS[field] || field} was ${value(field, old)}` :
+    `${FIELDS[field] || field} ${value(field, old)} → ${value(field, now)}`).join("; ");
+  const item = `“${named(entry.itemId || entry.targetId)}”`, status = `“${named(entry.targetId)}”`;
+  const text = field => value("text", (changes[field] || [])[1] ?? (changes[field] || [])[0]);
+  const sentences = {
+    AddItem: () => `Added item ${item}: ${detail(["name"])}`, UpdateItem: () => `Changed ${item}: ${detail([])}`,
+    DeleteItem: () => `Deleted item ${item}` + (changes.notes && changes.notes[0] ? ` and its ${changes.notes[0]} notes` : ""),
+    AddNote: () => `Added a note to ${item}: ${text("text")}`,
+    UpdateNote: () => `Edited a note on ${item}: ${detail([])}`, DeleteNote: () => `Deleted a note on ${item}: ${text("text")}`,
+    AddStatus: () => `Added status ${value("name", changes.name && changes.name[1])}: ${detail(["name"])}`,
+    UpdateStatus: () => `Changed status ${status}: ${detail([])}`,
+    DeleteStatus: () => `Deleted status ${value("name", changes.name && changes.name[0])}`,
+    "user add": () => `Added user ${text("username")}`, "user del": () => `Deleted user ${text("username")}`,
+    "user passwd": () => `Set the password of ${status}`,
+    "token add": () => `Made API token ${text("label")}`, "token revoke": () => `Revoked API token ${text("label")}`,
+  };
+  return (sentences[entry.rpc] || (() => `${entry.rpc} ${entry.targetId}: ${detail([])}`))().replace(/: $/, "");
+}
+
+let auditNext = null;
+async function loadAudit(more) {
+  const box = document.getElementById("audit"), filter = document.getElementById("audit-filter");
+  const error = box.parentElement.querySelector(".error");
+  await attempt(error, async () => {
+    const query = new URLSearchParams({limit: 50});
+    if (filter.item.value) query.set("item", filter.item.value);
+    if (filter.actor.value) query.set("actor", filter.actor.value);
+    if (more && auditNext) query.set("before", auditNext);
+    const response = await fetch(`/admin/api/audit?${query}`);
+    const data = await response.json();
+    if (!response.ok) throw new ApiError(data.message);
+    const rows = (data.entries || []).map(e => el("tr", {},
+      el("td", {textContent: new Date(e.time).toLocaleString()}),
+      el("td", {textContent: `${e.actor}${e.actorKind === "token" ? " (API token)" : ""}`, title: `from ${e.client}`}),
+      el("td", {className: "quote", textContent: describe(e, data.names || {})})));
+    let body = box.querySelector("tbody");
+    if (!more || !body) {
+      body = el("tbody");
+      box.replaceChildren(rows.length || more ? el("table", {}, el("thead", {}, el("tr", {},
+        ...["When", "Who", "What"].map(h => el("th", {textContent: h})))), body) :
+        el("p", {className: "muted", textContent: "Nothing recorded yet."}));
+    }
+    body.append(...rows);
+    const actor = filter.actor, chosen = actor.value;
+    actor.replaceChildren(el("option", {value: "", textContent: "Everyone"}),
+      ...(data.actors || []).map(a => el("option", {value: a, textContent: a, selected: a === chosen})));
+    auditNext = data.next || null;
+    document.getElementById("older-audit").hidden = !auditNext;
+  });
 }
 
 // -- forms --------------------------------------------------------------------------------------------------------
@@ -5628,7 +5944,8 @@ function onSubmit(id, action) {
 }
 
 onSubmit("add-item", async f => {
-  const body = {name: f.name.value, description: f.description.value, initialNoteText: f.note.value};
+  const body = {name: f.name.value, description: f.description.value, group: f.group.value,
+                initialNoteText: f.note.value};
   if (f.status.value) body.initialStatusId = f.status.value;
   await rpc("ItemsService", "AddItem", body);
   await refreshAll();
@@ -5636,6 +5953,7 @@ onSubmit("add-item", async f => {
 
 onSubmit("add-status", async f => {
   await rpc("StatusService", "AddStatus", {name: f.name.value, kind: f.kind.value, color: f.color.value,
+                                           condition: f.condition.value || "CONDITION_UNSPECIFIED",
                                            description: f.description.value});
   await refreshAll();
 });
@@ -5649,21 +5967,13 @@ onSubmit("change-password", async f => {
   document.getElementById("password-done").hidden = false;
 });
 
-document.getElementById("show-audit").addEventListener("click", async () => {
-  const box = document.getElementById("audit");
-  const response = await fetch("/admin/api/audit?limit=50");
-  const {entries = []} = await response.json();
-  box.replaceChildren(el("table", {}, el("thead", {}, el("tr", {},
-      ...["When", "Who", "From", "What", "Id", "Changes"].map(h => el("th", {textContent: h})))),
-    el("tbody", {}, ...entries.map(e => el("tr", {},
-      el("td", {textContent: new Date(e.time).toLocaleString()}),
-      el("td", {textContent: `${e.actor} (${e.actorKind})`}), el("td", {textContent: e.client}),
-      el("td", {textContent: e.rpc}), el("td", {textContent: e.targetId}),
-      el("td", {textContent: JSON.stringify(e.changes)}))))));
-});
+document.getElementById("audit-filter").addEventListener("submit", event => { event.preventDefault(); loadAudit(false); });
+document.getElementById("older-audit").addEventListener("click", () => loadAudit(true));
 
 (async () => {
-  document.querySelector("#add-status .kind-select").replaceWith(Object.assign(kindSelect("STATUS_KIND_UP"), {name: "kind"}));
+  const addStatus = document.getElementById("add-status");
+  addStatus.querySelector(".kind-select").replaceWith(Object.assign(kindSelect("STATUS_KIND_UP"), {name: "kind"}));
+  addStatus.querySelector(".condition-select").replaceWith(Object.assign(conditionSelect("", ""), {name: "condition"}));
   const me = await (await fetch("/admin/api/me")).json();
   document.getElementById("whoami").textContent = me.username;
   document.getElementById("default-password-banner").hidden = !me.defaultPassword;
