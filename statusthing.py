@@ -1,33 +1,36 @@
 """StatusThing: a self-hosted status page appliance in one module.
 
-Run ``python statusthing.py`` (or the installed ``statusthing``) and the statusthing.v1 API (three services, 15 unary RPCs, see services.proto) is
-served on one address, 127.0.0.1:9000 by default, in three ways: gRPC, and the Connect protocol over HTTP/1.1 with
-JSON or binary protobuf bodies. Beside it, on the same address: the public status page (``/``, ``/items/<id>``)
-and the admin page (``/admin``). Data lives in SQLite (./statusthing.db by default) behind numbered migrations.
+Run ``python statusthing.py`` (or the installed ``statusthing``) and the statusthing.v1 API (four services, 18
+unary RPCs, see services.proto) is served on one address, 127.0.0.1:9000 by default, in three ways: gRPC, and the
+Connect protocol over HTTP/1.1 with JSON or binary protobuf bodies. Beside it, on the same address: the public
+status pages (``/``, ``/items/<id>``, ``/history``) and the admin page (``/admin``). Data lives in SQLite
+(./statusthing.db by default) behind numbered migrations.
 
 Data flows one way, and errors flow back through one funnel per transport:
 
     Connect:  Handler -> codec (decode) -> [Accounts, for writes] -> RPC binding -> StatusThingService -> Store
     gRPC:     grpcio (decode) -> [Accounts, for writes] -> RPC binding -> StatusThingService -> Store
-    pages:    Handler -> StatusThingService (reads) -> render (assets) -> kept until the data changes
+    reads about many items (ListItems, GetUptime, the front page): ItemAnswers -> per-item parts kept by version
+    pages:    Handler -> StatusThingService / ItemAnswers (reads) -> render (assets) -> kept until data or clock moves
     errors:   StatusThingError (carries its code) -> CODES -> Connect error JSON | gRPC status
 
 One listening socket serves both transports: each new connection is peeked at, and one that opens with the HTTP/2
-preface (as gRPC clients do) is relayed to the grpcio server listening on an internal loopback port. Kept answers
+preface (as gRPC clients do) is relayed to the grpcio server listening on a private Unix socket. Kept answers
 follow the database (any process's commit) and the clock; the Store is an interface (section 4) that SQLite
-implements (section 5).
+implements (section 5). History (section 6) is pure computation over status changes and per-day tallies.
 
 What it does not do: TLS (put it behind a reverse proxy), streaming RPCs (there are none), Connect GET requests.
 
 Sections (``grep -n '^# [0-9]' statusthing.py``):
-    1. Constants and configuration        9. Kept answers
-    2. Errors and the code table         10. Codec: protobuf <-> Connect wire
-    3. Clock and ids                     11. Pages: public status page, item pages, admin page
-    4. Storage: the interface            12. Request log
-    5. Storage: SQLite                   13. HTTP: answers, routes, the handler
-    6. Domain service                    14. gRPC: servicer, reflection, relay
-    7. Accounts: users, tokens, creds    15. Assembly: App, listener, command line
-    8. RPC bindings                      16. Embedded assets (generated)
+    1. Constants and configuration       10. Kept answers
+    2. Errors and the code table         11. Codec: protobuf <-> Connect wire
+    3. Clock and ids                     12. Pages: public status pages, the admin page
+    4. Storage: the interface            13. Request log
+    5. Storage: SQLite                   14. HTTP: answers, routes, the handler
+    6. History: conditions, days, uptime 15. gRPC: servicer, reflection, relay
+    7. Domain service                    16. Assembly: App, listener, command line
+    8. Accounts: users, tokens, creds    17. Embedded assets (generated)
+    9. RPC bindings
 """
 
 from __future__ import annotations
@@ -110,7 +113,10 @@ DEFAULT_STATUSES = (
 )
 
 MAX_REQUEST_BYTES = 1 << 20  # request bodies (after decompression) and gRPC messages
-MAX_ANSWER_BYTES = (4 << 20) - (64 << 10)  # under the 4 MiB a gRPC client takes by default, with room for framing
+# The largest answer sent: over gRPC, under the 4 MiB a gRPC client takes by default (with room for framing); over
+# Connect, where clients set no such limit (browsers, curl, Connect's own), what one answer may hold in memory.
+MAX_GRPC_ANSWER_BYTES = (4 << 20) - (64 << 10)
+MAX_CONNECT_ANSWER_BYTES = 16 << 20
 MAX_JSON_DEPTH = 32  # our messages nest three levels; anything much deeper is an attack on the parser
 
 # Reading HTTP requests: limits (each refusal has its status: 414 request line, 431 headers and trailers) and
@@ -149,6 +155,7 @@ PURGE_BATCH = 2000  # notes of a deleted item deleted per transaction (a few mil
 DEFAULT_UPTIME_DAYS = 90
 ITEM_PAGE_ENTRIES = 50  # status changes and notes on one page of /items/<id>
 MAX_UPTIME_DAYS = 366
+MAX_UPTIME_ITEM_DAYS = 100_000  # days in one GetUptime answer (about 13 MB of JSON)
 MAX_INCIDENT_CHANGES = 1000  # status changes listed with one incident (a flapping item can have thousands)
 HISTORY_FRESH_NS = 60 * 10 ** 9  # answers about today so far (uptime, open incidents) are kept at most this long
 PURGE_CHECK_S = 60  # how often the janitor looks for purges another process queued (and prunes the change log)
@@ -575,7 +582,8 @@ class Transaction(typing.Protocol):
     def count_notes(self, item_id: str) -> int:
         """How many notes the item has."""
 
-    def insert_item(self, item_id: str, name: str, description: str, status_id: str, now_ns: int) -> None:
+    def insert_item(self, item_id: str, name: str, description: str, status_id: str, position: int, group: str,
+                    now_ns: int) -> None:
         """Add an item (``status_id`` "" for none); AlreadyExists when its name is taken (ignoring case)."""
 
     def update_item(self, item_id: str, changes: dict, now_ns: int) -> None:
@@ -646,8 +654,10 @@ class Transaction(typing.Protocol):
     def first_incident_ns(self) -> int | None:
         """When the first incident kept started, or None."""
 
-    def incident_starts(self, item_ids: typing.Sequence[str], since_ns: int) -> list[tuple[str, int]]:
-        """(item id, start) of the items' incidents that started at or after ``since_ns``."""
+    def incidents_by_day(self, item_ids: typing.Sequence[str], days: typing.Sequence[tuple[str, int, int]]
+                         ) -> list[tuple[str, str, int]]:
+        """(item id, day, how many of its incidents started that day) for ``days`` [(day, start, end)], where not
+        0."""
 
     def notes_written(self, item_id: str, since_ns: int, until_ns: int, limit: int) -> list[pb.Note]:
         """One item's notes created in [since, until], newest first."""
@@ -968,6 +978,11 @@ def _migration_audit_by_item(conn):
     conn.execute("CREATE INDEX audit_by_actor ON audit_log(actor, id)")
 
 
+def _migration_notes_by_time(conn):
+    # An item's timeline pages through its notes by time: without this, each page sorts all of them.
+    conn.execute("CREATE INDEX notes_by_item_time ON notes(item_id, created_ns, id)")
+
+
 MIGRATIONS = (
     (1, "initial schema", _migration_initial_schema),
     (2, "default statuses", _migration_default_statuses),
@@ -975,6 +990,7 @@ MIGRATIONS = (
     (4, "revisions, note counts, and notes purged after their item", _migration_revisions_and_purges),
     (5, "conditions, order and groups, status history, incidents, uptime", _migration_history),
     (6, "the audit trail by item and by actor", _migration_audit_by_item),
+    (7, "notes by time", _migration_notes_by_time),
 )
 
 
@@ -1294,8 +1310,8 @@ class SqlTransaction:
         clauses, params = self._in((("c.item_id", item_ids),))
         self._time_range("c.changed_ns", since_ns, until_ns, clauses, params)
         if before is not None:  # (changed_ns, id) of the last change of the previous page
-            clauses.append("(c.changed_ns < ? OR (c.changed_ns = ? AND c.id < ?))")
-            params.extend((before[0], before[0], before[1]))
+            clauses.append("(c.changed_ns, c.id) < (?, ?)")  # (a row value: a range on the index)
+            params.extend(before)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         return [_change_from_row(row) for row in self._run(
             f"SELECT {self._CHANGE_COLUMNS} FROM status_changes c {where} ORDER BY c.changed_ns DESC, c.id DESC "
@@ -1327,8 +1343,8 @@ class SqlTransaction:
         if unresolved_only:
             clauses.append("n.resolved_ns IS NULL")
         if before is not None:  # (started_ns, id) of the last incident of the previous page
-            clauses.append("(n.started_ns < ? OR (n.started_ns = ? AND n.id < ?))")
-            params.extend((before[0], before[0], before[1]))
+            clauses.append("(n.started_ns, n.id) < (?, ?)")
+            params.extend(before)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         return [pb.Incident(id=row[0], item_id=row[1], item_name=row[2], started_at=timestamp(row[3]),
                             **({"resolved_at": timestamp(row[4])} if row[4] is not None else {}), worst=row[5])
@@ -1344,10 +1360,14 @@ class SqlTransaction:
     def first_incident_ns(self):
         return self._run("SELECT MIN(started_ns) FROM incidents").fetchone()[0]
 
-    def incident_starts(self, item_ids, since_ns):
-        clauses, params = self._in((("item_id", item_ids),))
-        return self._run(f"SELECT item_id, started_ns FROM incidents WHERE started_ns >= ?"
-                         f"{' AND ' + clauses[0] if clauses else ''}", (since_ns, *params)).fetchall()
+    def incidents_by_day(self, item_ids, days):
+        clauses, params = self._in((("n.item_id", item_ids),))
+        ranges = ", ".join("(?, ?, ?)" for _ in days)
+        return self._run(
+            f"WITH days (day, day_start, day_end) AS (VALUES {ranges}) SELECT n.item_id, d.day, COUNT(*) "
+            "FROM incidents n JOIN days d ON n.started_ns >= d.day_start AND n.started_ns < d.day_end "
+            f"{'WHERE ' + clauses[0] if clauses else ''} GROUP BY n.item_id, d.day",
+            (*(value for day in days for value in day), *params)).fetchall()
 
     def notes_written(self, item_id, since_ns, until_ns, limit):
         return [_note_from_row(row) for row in self._run(
@@ -1391,8 +1411,8 @@ class SqlTransaction:
             clauses, params = ["t.item_id = ?"], [item_id]
             self._time_range(time_column, since_ns, until_ns, clauses, params)
             if before is not None:
-                clauses.append(f"({time_column} < ? OR ({time_column} = ? AND t.id < ?))")
-                params.extend((before[0], before[0], before[1]))
+                clauses.append(f"({time_column}, t.id) < (?, ?)")
+                params.extend(before)
             for row in self._run(f"SELECT {columns} FROM {table} t WHERE {' AND '.join(clauses)} "
                                  f"ORDER BY {time_column} DESC, t.id DESC LIMIT ?", (*params, limit)):
                 entry = _change_from_row(row) if table == "status_changes" else _note_from_row(row)
@@ -1774,6 +1794,22 @@ def uptime_day(day, ns):
                         major_outage_seconds=seconds[3], maintenance_seconds=seconds[4])
 
 
+class OpenDay(typing.NamedTuple):
+    """Today for one item, as far as it is known without the clock: today's closed time, and the item's last change
+    (its condition lasts until now). ``day()`` makes today's UptimeDay at a given moment."""
+
+    item_id: str
+    closed: list | None  # ns per TALLIED condition of today's closed time
+    last_change_ns: int | None
+    last_condition: int | None
+    incidents: int  # that started today
+
+    def day(self, service, today, now_ns):
+        return uptime_days(service.zone, [today], {today: self.closed} if self.closed else {}, self.last_change_ns,
+                           self.last_condition, now_ns, functools.partial(service.maintenance_windows,
+                                                                          self.item_id))[0]
+
+
 def follow_incident(tx, item_id, change, in_maintenance):
     """Open, worsen or resolve the item's incident for a status ``change`` (a StatusChange just recorded).
 
@@ -1825,7 +1861,7 @@ def uptime_days(zone, window, closed, last_change_ns, last_condition, until_ns, 
 
 
 # ==================================================================================================================
-# 6b. Domain service
+# 7. Domain service
 # ==================================================================================================================
 
 _CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
@@ -1942,6 +1978,13 @@ def _clean_group(value):
     return group
 
 
+def uptime_days_asked(days):
+    """GetUptime's ``days``, checked (0: the default)."""
+    if not 0 <= days <= MAX_UPTIME_DAYS:
+        raise InvalidArgument(f"days must be from 1 to {MAX_UPTIME_DAYS} (0 or unset: {DEFAULT_UPTIME_DAYS})")
+    return days or DEFAULT_UPTIME_DAYS
+
+
 def _kinds_filter(kinds):
     if len(kinds) > MAX_FILTER_VALUES:
         raise InvalidArgument(f"kinds: at most {MAX_FILTER_VALUES} values")
@@ -1952,7 +1995,7 @@ def _kinds_filter(kinds):
 
 
 class StatusThingService:
-    """The use cases behind the 15 RPCs: validation, ids, timestamps and the rules between items, statuses and
+    """The use cases behind the RPCs: validation, ids, timestamps and the rules between items, statuses and
     notes. Takes and returns plain values and protobuf entity messages; raises only StatusThingError."""
 
     def __init__(self, store, zone=None):
@@ -2266,13 +2309,18 @@ class StatusThingService:
         return incidents[:size], _next_token("incidents", incidents[size - 1].started_at, incidents[size - 1].id) \
             if more else ""
 
+    def existing_items(self, item_ids):
+        """``item_ids``, checked: NotFound names the first that is not an item."""
+        with self._store.read() as tx:
+            return self._check_items(tx, item_ids)
+
     def get_uptime(self, item_ids=(), days=0):
         """(An ItemUptime for each item, or every item: ``days`` calendar days (0: 90) ending today so far; the
-        time zone's name). From the per-day tallies of closed time, plus the time since each item's last change."""
-        if not 0 <= days <= MAX_UPTIME_DAYS:
-            raise InvalidArgument(f"days must be from 1 to {MAX_UPTIME_DAYS} (0 or unset: {DEFAULT_UPTIME_DAYS})")
+        time zone's name). From the per-day tallies of closed time, plus the time since each item's last change.
+        (The straightforward way; ItemAnswers.uptime answers the RPC from kept parts.)"""
+        days = uptime_days_asked(days)
         now = CLOCK.wall_ns()
-        window = day_window(self.zone, now, days or DEFAULT_UPTIME_DAYS)
+        window = day_window(self.zone, now, days)
         with self._store.read() as tx:
             ids = self._check_items(tx, item_ids)
             heads = tx.uptime_heads(ids)
@@ -2292,15 +2340,19 @@ class StatusThingService:
         valid_until(now + HISTORY_FRESH_NS)  # (today so far moves with the clock)
         return answer, self.zone.name
 
-    def bar_inputs(self, item_ids, first_day):
-        """{item id: ({day: [ns per TALLIED condition]} of closed time since ``first_day``, [when each of its
-        incidents since then started])}: what uptime bars need besides the time since each item's last change."""
-        inputs = {item_id: ({}, []) for item_id in item_ids}
+    def bar_inputs(self, item_ids, window, count_incidents=True):
+        """{item id: ({day: [ns per TALLIED condition]} of closed time within ``window`` (days, oldest first),
+        {day's ISO date: how many incidents started that day})}: what uptime bars need besides the time since each
+        item's last change."""
+        inputs = {item_id: ({}, {}) for item_id in item_ids}
         with self._store.read() as tx:
-            for item_id, day, *ns in tx.uptime_tallies(list(item_ids), first_day.isoformat()):
+            for item_id, day, *ns in tx.uptime_tallies(list(item_ids), window[0].isoformat()):
                 inputs[item_id][0][datetime.date.fromisoformat(day)] = ns
-            for item_id, started_ns in tx.incident_starts(list(item_ids), self.zone.start_ns(first_day)):
-                inputs[item_id][1].append(started_ns)
+            if count_incidents:
+                starts = [self.zone.start_ns(day) for day in (*window, window[-1] + datetime.timedelta(days=1))]
+                days = [(day.isoformat(), start, end) for day, start, end in zip(window, starts, starts[1:])]
+                for item_id, day, count in tx.incidents_by_day(list(item_ids), days):
+                    inputs[item_id][1][day] = count
         return inputs
 
     def incidents_by_day(self, days, shown_a_day, changes_each=6, notes_each=3):
@@ -2440,7 +2492,7 @@ class StatusThingService:
 
 
 # ==================================================================================================================
-# 7. Accounts: users, API tokens, credentials
+# 8. Accounts: users, API tokens, credentials
 # ==================================================================================================================
 # Reads of the status page are public; every write needs a user (HTTP Basic) or an API token (Bearer). Passwords
 # are kept only as salted scrypt hashes; tokens only as SHA-256 (they are long random strings, so a fast hash is
@@ -2786,7 +2838,7 @@ class Accounts:
 
 
 # ==================================================================================================================
-# 8. RPC bindings
+# 9. RPC bindings
 # ==================================================================================================================
 # One function per RPC turns a request message into service arguments and the result into a response message.
 # The route table is built from the service descriptors, so no path is typed by hand and none can be missed.
@@ -2866,24 +2918,25 @@ METHODS = _build_methods()
 
 # Reads whose answers are assembled from kept per-item parts rather than encoded whole:
 # rpc name -> (ItemAnswers, request, wire) -> answer bytes.
-ASSEMBLED = {"ListItems": lambda answers, request, wire: answers.list_items(request, wire)}
+ASSEMBLED = {"ListItems": lambda answers, request, wire: answers.list_items(request, wire),
+             "GetUptime": lambda answers, request, wire: answers.uptime(request, wire)}
 
 
-def run_rpc(app, method, request, actor, wire):
-    """One RPC's answer as ``wire`` (JSON or PROTO) bytes, for Connect and gRPC alike. An answer past
-    MAX_ANSWER_BYTES is refused with resource_exhausted rather than sent: default gRPC clients cannot take it."""
+def run_rpc(app, method, request, actor, wire, limit):
+    """One RPC's answer as ``wire`` (JSON or PROTO) bytes, for Connect and gRPC alike. An answer past ``limit``
+    bytes is refused with resource_exhausted rather than sent (a gRPC client could not take it)."""
     assemble = ASSEMBLED.get(method.name)
     payload = (assemble(app.item_answers, request, wire) if assemble
                else encode(wire, method.call(app.service, request, actor)))
-    if len(payload) > MAX_ANSWER_BYTES:
+    if len(payload) > limit:
         raise ResourceExhausted(f"the answer would be {len(payload) / 2 ** 20:.1f} MiB, more than the "
-                                f"{MAX_ANSWER_BYTES / 2 ** 20:.1f} MiB limit of an answer; ask for less (filters, "
-                                f"notes_limit, page_size)")
+                                f"{limit / 2 ** 20:.1f} MiB limit of an answer; ask for less (filters, notes_limit, "
+                                f"page_size)")
     return payload
 
 
 # ==================================================================================================================
-# 9. Kept answers
+# 10. Kept answers
 # ==================================================================================================================
 # Reads are answered from what was computed since the data last changed. An answer is kept while the data
 # generation it was computed at is current (a write by any process moves it) and, when it depends on the time
@@ -3006,17 +3059,23 @@ class ItemAnswers:
         self._max_bytes = max_bytes
         self._lock = threading.Lock()
 
-    def parts(self, form, filters, notes_limit, encode, cost=len, prepare=lambda item_ids: None):
-        """The part of each listed item in ``form``, in list order: kept ones as they are, the others made by
-        ``encode(item, version, prepared)`` from the item with its newest ``notes_limit`` notes, and what
+    def versions(self, filters=((), ()), item_ids=()):
+        """The versions of the items ListItems lists with ``filters``, or of the items ``item_ids``, in list
+        order."""
+        if item_ids:
+            wanted = set(item_ids)
+            return [version for version in self._every_version() if version[0] in wanted]
+        if filters == ((), ()):
+            return self._every_version()
+        return self._answers.get(("versions", repr(filters)), lambda: self._service.item_versions(filters),
+                                 size=lambda versions: 200 * len(versions))
+
+    def parts(self, form, versions, notes_limit, encode, cost=len, prepare=lambda item_ids: None):
+        """The part in ``form`` of each item of ``versions``, in their order: kept ones as they are, the others made
+        by ``encode(item, version, prepared)`` from the item with its newest ``notes_limit`` notes, and what
         ``prepare(item ids)`` read for the batch of items it is in."""
         kept = self._forms.setdefault(form, {})
         snapshot = dict(kept)  # (a copy: another thread may add to it meanwhile)
-        if filters == ((), ()):
-            versions = self._every_version()
-        else:
-            versions = self._answers.get(("versions", repr(filters)), lambda: self._service.item_versions(filters),
-                                         size=lambda versions: 200 * len(versions))
         changed = {version[0]: version for version in versions if (snapshot.get(version[0]) or (None,))[0] != version}
         missing, fresh = list(changed), {}
         for start in range(0, len(missing), 500):  # (in batches: a cold start holds 500 items, not all)
@@ -3076,41 +3135,107 @@ class ItemAnswers:
 
     def list_items(self, request, wire):
         """ListItems' answer as ``wire`` (JSON or PROTO) bytes."""
-        filters = StatusThingService.item_filters(request.status_ids, request.kinds)
+        versions = self.versions(StatusThingService.item_filters(request.status_ids, request.kinds))
         limit = page_size(request.notes_limit, "notes_limit") if request.extended else 0
         if wire == PROTO:  # a repeated field is its elements' fields, concatenated
-            return b"".join(self.parts(("proto", limit), filters, limit,
+            return b"".join(self.parts(("proto", limit), versions, limit,
                                        lambda item, version, _: proto_field(1, item.SerializeToString())))
-        parts = self.parts(("json", limit), filters, limit, lambda item, version, _: json_bytes(item_json(item)))
+        parts = self.parts(("json", limit), versions, limit, lambda item, version, _: json_bytes(item_json(item)))
         return b'{"items":[' + b",".join(parts) + b"]}" if parts else b"{}"
 
-    def front_page(self, now_ns):
-        """[(ItemSummary, its card as UTF-8 bytes)] of every item, for the front page at ``now_ns``. A card's fixed
-        part (its head, notes, and the bar's days before today) is kept while its item and the day are the same;
-        today's mark and the uptime figure, which move with the clock, are made on each call."""
-        service = self._service
-        zone = service.zone
-        window = day_window(zone, now_ns, BAR_DAYS)
+    def _history_parts(self, form, days, now_ns, versions, notes_limit, make, cost, count_incidents=True):
+        """Per-item parts about the last ``days`` days as of ``now_ns``, each made by ``make(item, version, past
+        UptimeDays, {day: incidents}, OpenDay)`` and kept while the item and the day are the same. (The days
+        before today are closed: only a status change of the item alters them, and that moves its version.)"""
+        service, zone = self._service, self._service.zone
+        window = day_window(zone, now_ns, days)
         today, today_start = window[-1], zone.start_ns(window[-1])
 
         def encode(item, version, inputs):
-            closed, incident_starts = inputs[item.id]
-            maintenance = functools.partial(service.maintenance_windows, item.id)
+            closed, incidents = inputs[item.id]
             last_change_ns, last_condition = version[VERSION_LAST_CHANGE_NS], version[VERSION_LAST_CONDITION]
-            past = uptime_days(zone, window[:-1], closed, last_change_ns, last_condition, today_start, maintenance)
-            incidents = collections.Counter(zone.day_of(started).isoformat() for started in incident_starts)
-            return FrontCard.of(item, version[VERSION_NOTES_COUNT], past, incidents, incidents[today.isoformat()],
-                                closed.get(today), last_change_ns, last_condition)
+            past = uptime_days(zone, window[:-1], closed, last_change_ns, last_condition, today_start,
+                               functools.partial(service.maintenance_windows, item.id)) if days > 1 else []
+            return make(item, version, past, incidents, OpenDay(item.id, closed.get(today), last_change_ns,
+                                                                last_condition, incidents.get(today.isoformat(), 0)))
 
-        cards = self.parts(("page", today), ((), ()), NOTES_ON_FRONT_PAGE, encode, cost=FrontCard.cost,
-                           prepare=lambda item_ids: service.bar_inputs(item_ids, window[0]))
+        parts = self.parts((*form, today), versions, notes_limit, encode, cost=cost,
+                           prepare=lambda item_ids: service.bar_inputs(item_ids, window, count_incidents))
         valid_until(min(now_ns + HISTORY_FRESH_NS, zone.start_ns(today + datetime.timedelta(days=1))))
-        return [(card.summary, card.with_today(zone, today, now_ns, functools.partial(
-            service.maintenance_windows, card.summary.item_id))) for card in cards]
+        return today, parts
+
+    def front_page(self, now_ns):
+        """[(ItemSummary, its card as UTF-8 bytes)] of every item, for the front page at ``now_ns``: each card's
+        fixed part (its head, notes, and the bar's days before today) kept, today's mark and the uptime figure
+        (which move with the clock) made on each call. Past BARS_UP_TO_ITEMS items the cards have no bars."""
+        versions = self.versions()
+        if len(versions) > BARS_UP_TO_ITEMS:
+            cards = self.parts(("page-without-bars",), versions, NOTES_ON_FRONT_PAGE,
+                               lambda item, version, _: FrontCard.of(item, version), FrontCard.cost)
+            return [(card.summary, card.head) for card in cards]
+        today, cards = self._history_parts(("page",), BAR_DAYS, now_ns, versions, NOTES_ON_FRONT_PAGE,
+                                           FrontCard.of, FrontCard.cost)
+        return [(card.summary, card.with_today(self._service, today, now_ns)) for card in cards]
+
+    def uptime(self, request, wire):
+        """GetUptime's answer as ``wire`` bytes: each item's days before today encoded once per change of it and
+        day; today and the figure, which move with the clock, encoded on each call."""
+        service = self._service
+        days = uptime_days_asked(request.days)
+        versions = self.versions(item_ids=service.existing_items(request.item_ids))
+        if len(versions) * days > MAX_UPTIME_ITEM_DAYS:  # (refused before the work, not after)
+            raise ResourceExhausted(f"{len(versions)} items x {days} days is more than the {MAX_UPTIME_ITEM_DAYS:,} "
+                                    f"item-days of one answer; ask for fewer items (item_ids) or days")
+        now = CLOCK.wall_ns()
+        today, parts = self._history_parts(("uptime", wire, days), days, now, versions, 0,
+                                           functools.partial(UptimeAnswer.of, wire), UptimeAnswer.cost,
+                                           count_incidents=False)
+        items = [part.with_today(service, today, now) for part in parts]
+        zone = service.zone.name.encode()
+        if wire == PROTO:
+            return b"".join(items) + proto_field(2, zone)
+        return (b'{"items":[' + b",".join(items) + b'],' if items else b"{") + b'"timeZone":' + json_bytes(
+            service.zone.name) + b"}"
+
+
+class UptimeAnswer(typing.NamedTuple):
+    """One item's ItemUptime in GetUptime's answer, in one wire format, kept while the item and the day are the
+    same: encoded but for today's day and the figure."""
+
+    wire: str
+    head: bytes  # the item's id and name
+    past: bytes  # its days before today, encoded and joined
+    past_sums: tuple  # (observed, down) seconds of them
+    open_day: OpenDay
+
+    @classmethod
+    def of(cls, wire, item, version, past_days, incidents_by_day, open_day):
+        if wire == PROTO:
+            head = proto_field(1, item.id.encode()) + proto_field(2, item.name.encode())
+            past = b"".join(proto_field(4, day.SerializeToString()) for day in past_days)
+        else:
+            head = b'{"itemId":' + json_bytes(item.id) + b',"itemName":' + json_bytes(item.name)
+            past = b",".join(json_bytes(uptime_day_json(day)) for day in past_days)
+        return cls(wire, head, past, uptime_sums(past_days), open_day)
+
+    def cost(self):
+        return len(self.head) + len(self.past) + 200
+
+    def with_today(self, service, today, now_ns):
+        """The whole ItemUptime (as a field of GetUptimeResponse in binary), as of ``now_ns``."""
+        day = self.open_day.day(service, today, now_ns)
+        observed, down = uptime_sums([day])
+        percent = uptime_percent(self.past_sums[0] + observed, self.past_sums[1] + down)
+        if self.wire == PROTO:
+            figure = b"\x19" + struct.pack("<d", percent) if percent is not None else b""  # field 3, a double
+            return proto_field(1, self.head + figure + self.past + proto_field(4, day.SerializeToString()))
+        figure = b',"uptimePercent":' + json_bytes(percent) if percent is not None else b""
+        return (self.head + figure + b',"days":[' + self.past + (b"," if self.past else b"")
+                + json_bytes(uptime_day_json(day)) + b"]}")
 
 
 # ==================================================================================================================
-# 10. Codec: protobuf <-> Connect wire
+# 11. Codec: protobuf <-> Connect wire
 # ==================================================================================================================
 
 JSON = "application/json"
@@ -3252,6 +3377,20 @@ def item_json(item):
     return value
 
 
+def uptime_day_json(day):
+    """An UptimeDay as the protobuf JSON mapping writes it (64-bit numbers as strings)."""
+    value = {"date": day.date} if day.date else {}
+    if day.worst:
+        value["worst"] = pb.Condition.Name(day.worst)
+    for key, number in (("observedSeconds", day.observed_seconds), ("degradedSeconds", day.degraded_seconds),
+                        ("partialOutageSeconds", day.partial_outage_seconds),
+                        ("majorOutageSeconds", day.major_outage_seconds),
+                        ("maintenanceSeconds", day.maintenance_seconds)):
+        if number:
+            value[key] = str(number)
+    return value
+
+
 def proto_field(number, payload):
     """A length-delimited field of a message in the binary wire format: a repeated message field is these,
     concatenated (so an answer can be assembled from parts encoded one by one)."""
@@ -3294,7 +3433,7 @@ def accepts_gzip(accept_encoding):
 
 
 # ==================================================================================================================
-# 11. Pages: the public status page, item pages, the admin page
+# 12. Pages: the public status page, item pages, the admin page
 # ==================================================================================================================
 # The public pages are rendered on the server (they work without JavaScript) from status.html, once per change of
 # data: the rendered bytes, their ETag and Last-Modified are kept like any other read answer. Every value a user
@@ -3366,6 +3505,7 @@ INCIDENTS_SHOWN_A_DAY = 5  # on the front page; /history shows more, and the ite
 HISTORY_SHOWN_A_DAY = 50  # on /history's months; a day of its own shows more
 HISTORY_SHOWN_ONE_DAY = 200
 BAR_DAYS = 90  # the uptime bar
+BARS_UP_TO_ITEMS = 200  # a front page with more items shows none (10,000 bars would be a page of 100+ MB)
 NARROW_BAR_DAYS = 30  # the days it shows on a narrow screen (status.html's CSS counts the same)
 _LINK = re.compile(r"https?://[^\s<>&\"']+(?:&amp;[^\s<>&\"']+)*")
 
@@ -3403,9 +3543,13 @@ def _duration(seconds):
         or "0 min"
 
 
+_MONTHS = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def _day_text(day, incidents=0):
     """What a day's mark tells, in words: ``"30 Nov 2026: 12 min major outage, 3 min degraded; 1 incident"``."""
-    date = datetime.date.fromisoformat(day.date).strftime("%-d %b %Y")
+    year, month, day_of_month = day.date.split("-")
+    date = f"{int(day_of_month)} {_MONTHS[int(month)]} {year}"  # ("%-d %b %Y" without strftime's cost)
     if not day.observed_seconds and not day.maintenance_seconds:
         return f"{date}: no data"
     parts = [f"{_duration(seconds)} {what}" for seconds, what in (
@@ -3456,42 +3600,40 @@ class ItemSummary(typing.NamedTuple):
 
 class FrontCard(typing.NamedTuple):
     """An item's card on the front page, kept while the item and the day are the same: all of it but today's
-    mark and the uptime figure, and what they are computed from."""
+    mark and the uptime figure, and what they are made from."""
 
     summary: ItemSummary
     head: bytes  # up to the bar's mark for today
     tail: bytes  # after the bar
     past_sums: tuple  # (observed, down) seconds of the days before today
     narrow_sums: tuple  # the same of the days before today that a narrow screen shows
-    today_closed: list | None  # ns per TALLIED condition of today's closed time
-    today_incidents: int
-    last_change_ns: int | None
-    last_condition: int | None
+    open_day: OpenDay
 
     @classmethod
-    def of(cls, item, notes_total, past_days, incidents_by_day, today_incidents, today_closed, last_change_ns,
-           last_condition):
+    def of(cls, item, version, past_days=None, incidents_by_day=None, open_day=None):
+        """The card; without ``past_days``, one without a bar."""
         # The notes of the item's present state: those written since its last status change.
-        current = [note for note in item.notes if note.timestamps.created.ToNanoseconds() >= (last_change_ns or 0)]
+        since = version[VERSION_LAST_CHANGE_NS] or 0
+        current = [note for note in item.notes if note.timestamps.created.ToNanoseconds() >= since]
         del item.notes[:]
         item.notes.extend(current)
-        head = card_head(item) + card_bar_start(item, past_days, incidents_by_day, BAR_DAYS)
-        return cls(ItemSummary.of(item), head.encode(), card_tail(item, notes_total).encode(),
-                   uptime_sums(past_days), uptime_sums(past_days[1 - NARROW_BAR_DAYS:]), today_closed, today_incidents,
-                   last_change_ns, last_condition)
+        head, tail = card_head(item), card_tail(item, version[VERSION_NOTES_COUNT])
+        if past_days is None:  # (all of it in head)
+            return cls(ItemSummary.of(item), (head + tail).encode(), b"", (0, 0), (0, 0), open_day)
+        head += card_bar_start(item, past_days, incidents_by_day, BAR_DAYS)
+        return cls(ItemSummary.of(item), head.encode(), tail.encode(), uptime_sums(past_days),
+                   uptime_sums(past_days[1 - NARROW_BAR_DAYS:]), open_day)
 
     def cost(self):
         return len(self.head) + len(self.tail) + 300
 
-    def with_today(self, zone, today, now_ns, maintenance):
+    def with_today(self, service, today, now_ns):
         """The whole card, as of ``now_ns``."""
-        today_closed = {today: self.today_closed} if self.today_closed else {}
-        day = uptime_days(zone, [today], today_closed, self.last_change_ns, self.last_condition, now_ns,
-                          maintenance)[0]
+        day = self.open_day.day(service, today, now_ns)
         observed, down = uptime_sums([day])
         percent, narrow_percent = (uptime_percent(sums[0] + observed, sums[1] + down)
                                    for sums in (self.past_sums, self.narrow_sums))
-        return b"".join((self.head, bar_mark(self.summary.item_id, day, self.today_incidents).encode(),
+        return b"".join((self.head, bar_mark(self.summary.item_id, day, self.open_day.incidents).encode(),
                          bar_end(percent, narrow_percent, BAR_DAYS).encode(), self.tail))
 
 
@@ -3557,24 +3699,24 @@ def overall_html(condition, sentence):
 def systems_html(entries):
     """The items (entries: [(ItemSummary, card bytes)]) in the operator's order, a group folded into <details> at
     the place of its first item: open when something in it has a problem."""
-    blocks, groups = [], {}
-    for summary, card in entries:
-        if not summary.group:
-            blocks.append((None, [(summary, card)]))
-        elif summary.group in groups:
-            groups[summary.group].append((summary, card))
-        else:
-            groups[summary.group] = [(summary, card)]
-            blocks.append((summary.group, groups[summary.group]))
     out = [b'<section aria-label="Systems"><ul class="items">']
-    for group, members in blocks:
-        if group is None:
-            out.append(members[0][1])
+    groups = {}
+    for summary, card in entries:
+        if summary.group:
+            groups.setdefault(summary.group, []).append((summary, card))
+    if not groups:  # (the common case, and with 10,000 items the one where time counts)
+        out.extend(card for _, card in entries)
+    for summary, card in entries if groups else ():
+        if not summary.group:
+            out.append(card)
             continue
-        condition = worst(summary.condition for summary, _ in members)
-        slug = hashlib.sha256(group.encode()).hexdigest()[:10]
+        members = groups.pop(summary.group, None)
+        if members is None:  # (a later member of a group already written)
+            continue
+        condition = worst(member.condition for member, _ in members)
+        slug = hashlib.sha256(summary.group.encode()).hexdigest()[:10]
         out.append(f'<li><details class="group" id="group-{slug}"{" open" if condition in TROUBLED else ""}>'
-                   f'<summary><span>{_html(group)} <span class="meta">({len(members)})</span></span>'
+                   f'<summary><span>{_html(summary.group)} <span class="meta">({len(members)})</span></span>'
                    f'{condition_badge(condition)}</summary><ul class="items">'.encode())
         out.extend(card for _, card in members)
         out.append(b"</ul></details></li>")
@@ -3757,7 +3899,7 @@ def render_history_page(template, title, zone, first, days, now_ns, first_incide
 
 
 # ==================================================================================================================
-# 12. Request log
+# 13. Request log
 # ==================================================================================================================
 # One JSON line per request on stdout, for people and for log shippers alike.
 
@@ -3851,7 +3993,7 @@ def log_internal_error(exc, where):
 
 
 # ==================================================================================================================
-# 13. HTTP: answers, routes, the handler
+# 14. HTTP: answers, routes, the handler
 # ==================================================================================================================
 
 _REASONS = {status.value: status.phrase for status in http.HTTPStatus}
@@ -4362,8 +4504,8 @@ class Handler(BaseHTTPRequestHandler):
             item, entries, older = service.item_timeline(item_id, query["before"], day)
             uptime, zone_name = service.get_uptime([item_id], BAR_DAYS)
             days = uptime[0].days
-            starts = service.bar_inputs([item_id], datetime.date.fromisoformat(days[0].date))[item_id][1]
-            incidents = collections.Counter(service.zone.day_of(started).isoformat() for started in starts)
+            window = [datetime.date.fromisoformat(uptime_day.date) for uptime_day in days]
+            incidents = service.bar_inputs([item_id], window)[item_id][1]
             on_day = next((uptime_day for uptime_day in days if day and uptime_day.date == day.isoformat()), None)
             return render_item_page(template, self.app.config.title, zone_name, item, uptime_bar(item, days, incidents),
                                     entries, older, day, on_day)
@@ -4579,7 +4721,7 @@ class Handler(BaseHTTPRequestHandler):
 
         def answer():
             payload = run_rpc(self.app, method, decode(content_type, body, method.request_class), actor,
-                              content_type)
+                              content_type, MAX_CONNECT_ANSWER_BYTES)
             if gzip_ok and len(payload) >= GZIP_MIN_BYTES:
                 return gzip_fast(payload), (("Content-Encoding", "gzip"),)
             return payload, ()
@@ -4667,7 +4809,7 @@ def _drain_briefly(sock, limit=4 * MAX_REQUEST_BYTES, seconds=2.0):
 
 
 # ==================================================================================================================
-# 14. gRPC: servicer, reflection, relay
+# 15. gRPC: servicer, reflection, relay
 # ==================================================================================================================
 
 REFLECTION_SERVICES = ("grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection")
@@ -4687,7 +4829,8 @@ def _grpc_unary_handler(method, app):
         client = client_behind_proxies(app.relay.client_of(context.peer()), metadata, app.config.trusted_proxies)
 
         def answer(actor):
-            return run_rpc(app, method, decode_binary(request_bytes, method.request_class), actor, PROTO)
+            return run_rpc(app, method, decode_binary(request_bytes, method.request_class), actor, PROTO,
+                           MAX_GRPC_ANSWER_BYTES)
 
         try:
             if method.reads_only:
@@ -4845,7 +4988,7 @@ class GrpcRelay:
 
 
 # ==================================================================================================================
-# 15. Assembly: App, listener, command line
+# 16. Assembly: App, listener, command line
 # ==================================================================================================================
 
 HTTP2_PREFACE_START = b"PRI"  # "PRI * HTTP/2.0\r\n..."; no HTTP/1.1 method starts with these three bytes
@@ -5426,7 +5569,7 @@ def _server_config(args, environ):
 
 
 # ==================================================================================================================
-# 16. Embedded assets (generated)
+# 17. Embedded assets (generated)
 # ==================================================================================================================
 # --- BEGIN EMBEDDED ASSETS (generated by tools/embed_assets.py from assets/; edit those files) ---
 EMBEDDED_ASSETS = {

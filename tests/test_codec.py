@@ -48,7 +48,7 @@ def fill(message, depth=0):
 
 def test_entity_json_matches_json_format():
     for encoder, message_class in ((statusthing.item_json, pb.Item), (statusthing.status_json, pb.Status),
-                                   (statusthing.note_json, pb.Note)):
+                                   (statusthing.note_json, pb.Note), (statusthing.uptime_day_json, pb.UptimeDay)):
         for _ in range(300):
             message = fill(message_class())
             assert encoder(message) == json_format.MessageToDict(message), message

@@ -4,11 +4,12 @@ import json
 import sqlite3
 
 import pytest
+from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
 import statusthing
 import statusthing_pb2 as pb
-from conftest import CLIENTS, Api, Clock, Server, fails
+from conftest import CLIENTS, Api, Clock, Server, fails, rpc_path
 
 UP, WARNING, DOWN = pb.STATUS_KIND_UP, pb.STATUS_KIND_WARNING, pb.STATUS_KIND_DOWN
 OPERATIONAL, DEGRADED, PARTIAL, MAJOR = (pb.CONDITION_OPERATIONAL, pb.CONDITION_DEGRADED, pb.CONDITION_PARTIAL_OUTAGE,
@@ -160,6 +161,26 @@ def test_uptime_window_rules(api, unique, clock):
     assert len(api.GetUptime(item_ids=[silent.id], days=366).items[0].days) == 366
     fails("not_found", api.GetUptime, item_ids=["01NOSUCHITEM"])
     assert {u.item_id for u in api.GetUptime().items} >= {silent.id}  # empty item_ids: every item
+    assert len(api.GetUptime(item_ids=[silent.id], days=1).items[0].days) == 1
+
+
+def test_uptime_answers_are_the_protobuf_encodings(history_server, unique, clock):
+    """GetUptime is assembled from kept per-item parts: its bytes must be what protobuf itself writes."""
+    api = Api(CLIENTS[0](history_server))
+    clock.set("2026-04-03T09:00:00Z")
+    item = api.AddItem(name=unique("encoded"), initial_status_id=status(api, unique, UP).id).item
+    clock.set("2026-04-03T10:00:00Z")
+    api.UpdateItem(item_id=item.id, status_id=status(api, unique, DOWN).id)
+    clock.set("2026-04-04T10:30:00Z")
+    for days in (1, 2, 90):
+        body = json.dumps({"itemIds": [item.id], "days": days})
+        raw_json = history_server.post(rpc_path("GetUptime"), body)[2]
+        message = json_format.Parse(raw_json, pb.GetUptimeResponse())
+        assert json.loads(raw_json) == json_format.MessageToDict(message)
+        raw_proto = history_server.post(rpc_path("GetUptime"), pb.GetUptimeRequest(
+            item_ids=[item.id], days=days).SerializeToString(), "application/proto")[2]
+        assert raw_proto == message.SerializeToString()
+    assert message.items[0].days[-1].major_outage_seconds == 12 * 3600 + 1800  # since midnight in Berlin
 
 
 # -- incidents --------------------------------------------------------------------------------------------------------

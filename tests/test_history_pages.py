@@ -6,6 +6,7 @@ happen when the test says."""
 import json
 import math
 import re
+import sqlite3
 
 import pytest
 
@@ -333,3 +334,22 @@ def test_pages_pass_axe_in_light_and_dark(browser, shared_site, scheme, path):
     results = Axe().run(page)
     assert results.violations_count == 0, results.generate_report()
     context.close()
+
+
+def test_a_page_of_hundreds_of_items_leaves_the_bars_to_the_item_pages(site):
+    with sqlite3.connect(site.server.db_path) as conn:  # (written by another process: the server follows)
+        conn.executemany("INSERT INTO items (id, name, created_ns, updated_ns) VALUES (?, ?, ?, ?)",
+                         [(f"01BULK{n:020d}", f"Bulk {n}", n + 1, n + 1) for n in range(200)])
+    assert site.page().count('<ol class="bar"') == 200
+    site.add("One more")
+    html = site.page()
+    assert '<ol class="bar"' not in html and html.count('<li class="item"') == 201
+    assert '<ol class="bar"' in site.page("/items/01BULK00000000000000000007")
+    # GetUptime answers up to 100,000 item-days; more is refused before any work, saying what to ask instead.
+    assert len(site.rpc("HistoryService/GetUptime", days=366)["items"]) == 201
+    with sqlite3.connect(site.server.db_path) as conn:
+        conn.executemany("INSERT INTO items (id, name, created_ns, updated_ns) VALUES (?, ?, ?, ?)",
+                         [(f"01MORE{n:020d}", f"More {n}", n + 1, n + 1) for n in range(100)])
+    status, _, answer = site.server.post(f"{RPC}.HistoryService/GetUptime", '{"days": 366}')
+    assert status == 429 and "ask for fewer items (item_ids) or days" in json.loads(answer)["message"]
+    assert len(site.rpc("HistoryService/GetUptime", days=90)["items"]) == 301
