@@ -1391,7 +1391,8 @@ class SqlTransaction:
         self._conn.executemany(
             "INSERT INTO uptime_days (item_id, day, operational_ns, degraded_ns, partial_ns, major_ns, maintenance_ns) "
             "VALUES (?,?,?,?,?,?,?) ON CONFLICT (item_id, day) DO UPDATE SET "
-            "operational_ns = operational_ns + excluded.operational_ns, degraded_ns = degraded_ns + excluded.degraded_ns, "
+            "operational_ns = operational_ns + excluded.operational_ns, "
+            "degraded_ns = degraded_ns + excluded.degraded_ns, "
             "partial_ns = partial_ns + excluded.partial_ns, major_ns = major_ns + excluded.major_ns, "
             "maintenance_ns = maintenance_ns + excluded.maintenance_ns",
             [(item_id, day.isoformat(), *ns) for day, ns in tallies.items()])
@@ -1425,7 +1426,8 @@ class SqlTransaction:
         return row[0] if row else None
 
     def set_setting(self, key, value):
-        self._run("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        self._run("INSERT INTO settings (key, value) VALUES (?, ?) "
+                  "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                   (key, value))
 
     # -- accounts --------------------------------------------------------------------------------------------
@@ -2227,7 +2229,8 @@ class StatusThingService:
                 tx.touch_item(item_id, now)
             if changes or note:
                 self._audit(tx, actor, "UpdateItem", item_id, {
-                    **{k: [current_values[k], v] for k, v in changes.items()}, **({"note": [None, note]} if note else {})})
+                    **{k: [current_values[k], v] for k, v in changes.items()},
+                    **({"note": [None, note]} if note else {})})
 
     def _status_changed(self, tx, item_id, old_status, new_status, now):
         """Record a change of the item's status (or of what it means), in the write's own transaction: the change,
@@ -4537,7 +4540,8 @@ class Handler(BaseHTTPRequestHandler):
     def _render_history_day(self, day, template):
         service, now = self.app.service, CLOCK.wall_ns()
         return render_history_page(template, self.app.config.title, service.zone, day,
-                                   service.incidents_by_day([day], HISTORY_SHOWN_ONE_DAY), now, service.first_incident_day(),
+                                   service.incidents_by_day([day], HISTORY_SHOWN_ONE_DAY), now,
+                                   service.first_incident_day(),
                                    one_day=True)
 
     def _query(self, names):

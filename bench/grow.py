@@ -108,7 +108,7 @@ def writer(server_port, item_ids, per_second, stop, latencies):
 
 
 def read_mix(item_ids):
-    return [f"POST /statusthing.v1.ItemsService/ListItems {{}}",
+    return ["POST /statusthing.v1.ItemsService/ListItems {}",
             f'POST /statusthing.v1.ItemsService/GetItem {{"itemId":"{item_ids[1]}"}}',
             "GET /", f"GET /items/{item_ids[2]}"]
 

@@ -51,7 +51,8 @@ def main():
     p50 = latencies[count // 2] * 1000 if count else 0
     p99 = latencies[min(count - 1, int(count * 0.99))] * 1000 if count else 0
     total = count + errors[0]
-    print(f"{'grpc_ListItems':<20} {total / elapsed:10.1f} {p50:8.2f} {p99:8.2f} {errors[0]:7d} {count / elapsed:10.1f}")
+    print(f"{'grpc_ListItems':<20} {total / elapsed:10.1f} {p50:8.2f} {p99:8.2f} {errors[0]:7d} "
+          f"{count / elapsed:10.1f}")
 
 
 if __name__ == "__main__":

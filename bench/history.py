@@ -25,7 +25,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 import statusthing  # noqa: E402
-import statusthing_pb2 as pb  # noqa: E402
 from grow import AUTH, DURATION, Server  # noqa: E402
 
 ITEMS, DAYS, CHANGES_A_DAY, NOTES = 100, 90, 20, 100_000

@@ -99,6 +99,19 @@ def assert_one_line_failure(result, *fragments, code=1):
     return lines[0]
 
 
+def json_rpc(server, method, body, auth=ADMIN_AUTH):
+    """One RPC over Connect JSON (``method``: "ItemsService/AddItem"), as the admin unless ``auth`` says otherwise;
+    asserts it succeeded and returns the answer as a dict."""
+    status, _, answer = server.post(f"/statusthing.v1.{method}", json.dumps(body), auth=auth)
+    assert status == 200, answer
+    return json.loads(answer)
+
+
+def status_id(server, name):
+    """The id of the status called ``name``."""
+    return next(s["id"] for s in json_rpc(server, "StatusService/ListStatus", {})["statuses"] if s["name"] == name)
+
+
 class Clock:
     """The time a server takes as now (STATUSTHING_CLOCK): a file, replaced (not rewritten) so the server sees each
     move."""

@@ -9,19 +9,10 @@ import pytest
 from playwright.sync_api import expect
 
 import statusthing
-from conftest import ADMIN, ADMIN_AUTH, Server, basic, cli
+from conftest import ADMIN, ADMIN_AUTH, Server, basic, cli, status_id
+from conftest import json_rpc as rpc
 
 RPC = "/statusthing.v1"
-
-
-def rpc(server, method, body, auth=ADMIN_AUTH):
-    status, _, answer = server.post(f"{RPC}.{method}", json.dumps(body), auth=auth)
-    assert status == 200, answer
-    return json.loads(answer)
-
-
-def status_id(server, name):
-    return next(s["id"] for s in rpc(server, "StatusService/ListStatus", {})["statuses"] if s["name"] == name)
 
 
 def audit_rows(server):
@@ -116,13 +107,15 @@ def test_notes_are_edited_in_place(server, admin):
     row.locator("summary", has_text="Edit").click()
     row.locator(".notes button", has_text="Edit").click()
     field = row.locator(".notes textarea")
-    assert field.input_value() == "Delays of 10 minutes" and admin.evaluate("document.activeElement.tagName") == "TEXTAREA"
+    assert field.input_value() == "Delays of 10 minutes"
+    assert admin.evaluate("document.activeElement.tagName") == "TEXTAREA"
     field.press("Escape")  # cancel: the text is back, unchanged
     assert row.locator(".notes p").inner_text() == "Delays of 10 minutes"
     row.locator(".notes button", has_text="Edit").click()
     row.locator(".notes textarea").fill("Delays of up to 30 minutes.\nWe are working on it.")
     row.locator(".notes button", has_text="Save note").click()
-    expect(item_row(admin, "Mail").locator(".notes p")).to_have_text("Delays of up to 30 minutes.\nWe are working on it.")
+    expect(item_row(admin, "Mail").locator(".notes p")).to_have_text(
+        "Delays of up to 30 minutes.\nWe are working on it.")
     note = rpc(server, "ItemsService/GetItem", {"itemId": item["id"]})["item"]["notes"][0]
     assert note["text"] == "Delays of up to 30 minutes.\nWe are working on it."
     assert admin.evaluate("document.activeElement.textContent") == "Edit"  # back on the note's Edit button

@@ -93,7 +93,7 @@ def test_user_text_is_never_template_input(server):
     assert name in page and page.count("<title>Status</title>") == 1
 
 
-# -- the corpus ---------------------------------------------------------------------------------------------------------
+# -- the corpus ------------------------------------------------------------------------------------------------
 
 BAD_VALUES = [None, True, False, 0, -1, 1.5, 2 ** 64, -2 ** 63 - 1, 1e308, "", "x" * 20_000, [], {}, [1, "a"],
               {"a": {"b": [1]}}, "STATUS_KIND_NOPE", "\u0000", "\u202e", "<script>alert(1)</script>", "{{title}}",

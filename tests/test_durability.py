@@ -32,7 +32,8 @@ def write_until_it_dies(server, name_prefix, acknowledged, enough):
         conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
         for k in range(100_000):
             try:
-                conn.request("POST", ADD, body=json.dumps({"name": f"{name_prefix}-h{n}-{k}", "initial_note_text": "n"}),
+                body = json.dumps({"name": f"{name_prefix}-h{n}-{k}", "initial_note_text": "n"})
+                conn.request("POST", ADD, body=body,
                              headers={"Content-Type": "application/json", "Authorization": ADMIN_AUTH})
                 response = conn.getresponse()
                 body = response.read()

@@ -241,7 +241,7 @@ def test_incidents_are_paged_newest_first(api, unique, clock):
     assert len(starts) == 3 and starts == sorted(starts, reverse=True) and not second.next_page_token
 
 
-# -- order and groups ---------------------------------------------------------------------------------------------------
+# -- order and groups ----------------------------------------------------------------------------------------------
 
 def test_items_are_listed_by_position_then_creation(history_server, unique):
     api = Api(CLIENTS[0](history_server))
@@ -258,7 +258,7 @@ def test_items_are_listed_by_position_then_creation(history_server, unique):
     assert binary == names
 
 
-# -- the migration from the audit trail ----------------------------------------------------------------------------------
+# -- the migration from the audit trail ----------------------------------------------------------------------------
 
 def test_existing_databases_get_their_history_from_the_audit_trail(tmp_path):
     path = tmp_path / "old.db"

@@ -37,7 +37,8 @@ class Site:
         return json.loads(answer)
 
     def add(self, name, status="UP", **fields):
-        return self.rpc("ItemsService/AddItem", name=name, initialStatusId=self.statuses[status], **fields)["item"]["id"]
+        return self.rpc("ItemsService/AddItem", name=name, initialStatusId=self.statuses[status],
+                        **fields)["item"]["id"]
 
     def set(self, item_id, status, note=""):
         self.rpc("ItemsService/UpdateItem", itemId=item_id, statusId=self.statuses[status], noteText=note)
@@ -190,7 +191,8 @@ def test_past_incidents_cover_fourteen_days_with_their_updates(site):
                        ("major", "Card payments fail.\nWe are looking into it.")]
     ongoing = day_section(html, "2027-04-12")
     assert "Search</a>: degraded performance" in ongoing and "<strong>ongoing</strong>, for 15 min" in ongoing
-    assert '<p class="overall c-degraded" role="status">' in html and "<span>Degraded performance: Search</span>" in html
+    assert '<p class="overall c-degraded" role="status">' in html
+    assert "<span>Degraded performance: Search</span>" in html
 
 
 def test_history_pages_by_month_and_by_day(site):
@@ -314,7 +316,8 @@ def test_a_days_tooltip_is_reachable_by_keyboard(browser, shared_site, javascrip
     if javascript:  # one tab stop per bar: today's mark; the arrow keys move along the days
         assert "30 Dec 2026: no downtime" in focused and "30 Dec 2026: no downtime" in tooltip
         page.keyboard.press("ArrowLeft")
-        assert "29 Dec 2026: no downtime" in page.evaluate("getComputedStyle(document.activeElement, '::after').content")
+        tooltip = page.evaluate("getComputedStyle(document.activeElement, '::after').content")
+        assert "29 Dec 2026: no downtime" in tooltip
         page.keyboard.press("Tab")
         assert not page.evaluate("!!document.activeElement.closest('ol.bar')")
     else:  # without the script every day is a link of its own, in order

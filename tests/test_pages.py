@@ -1,7 +1,6 @@
 """The public status page and the admin page (issue 4): over HTTP for caching and escaping, and in a real headless
 Chromium for what people do with them."""
 import gzip
-import json
 import re
 import shutil
 import subprocess
@@ -10,19 +9,10 @@ import time
 
 import pytest
 
-from conftest import ADMIN, ADMIN_AUTH, ROOT, Server, basic
+from conftest import ADMIN, ADMIN_AUTH, ROOT, Server, basic, status_id
+from conftest import json_rpc as rpc
 
 RPC = "/statusthing.v1"
-
-
-def rpc(server, method, body, auth=ADMIN_AUTH):
-    status, _, answer = server.post(f"{RPC}.{method}", json.dumps(body), auth=auth)
-    assert status == 200, answer
-    return json.loads(answer)
-
-
-def status_id(server, name):
-    return next(s["id"] for s in rpc(server, "StatusService/ListStatus", {})["statuses"] if s["name"] == name)
 
 
 def get(server, path, headers=None, method="GET"):
@@ -216,9 +206,9 @@ def test_public_page_works_without_javascript(browser, server):
     assert "UTC" in page.locator(".item time").first.inner_text()
     context.close()
     context, page = public(browser, server)
-    assert "UTC" not in page.locator(".item time").first.inner_text()  # the script shows local, relative times
-    assert "ago" in page.locator(".item time").first.inner_text() or "now" in page.locator(".item time").first.inner_text() \
-        or "minute" in page.locator(".item time").first.inner_text()
+    shown = page.locator(".item time").first.inner_text()
+    assert "UTC" not in shown  # the script shows local, relative times
+    assert "ago" in shown or "now" in shown or "minute" in shown
     context.close()
 
 
