@@ -43,6 +43,7 @@ if __name__ == "__main__":  # Ctrl-C while the imports below load (a fraction of
 
 import argparse
 import base64
+import binascii
 import bisect
 import collections
 import contextlib
@@ -158,6 +159,7 @@ MAX_UPTIME_DAYS = 366
 MAX_UPTIME_ITEM_DAYS = 100_000  # days in one GetUptime answer (about 13 MB of JSON)
 MAX_INCIDENT_CHANGES = 1000  # status changes listed with one incident (a flapping item can have thousands)
 HISTORY_FRESH_NS = 60 * 10 ** 9  # answers about today so far (uptime, open incidents) are kept at most this long
+EXPORT_CHECK_S = 1.0  # how often --export-dir looks for changes to write out
 PURGE_CHECK_S = 60  # how often the janitor looks for purges another process queued (and prunes the change log)
 CHANGES_KEPT = 50_000  # rows of the change log kept (a reader further behind reads every version once)
 
@@ -193,6 +195,8 @@ class Config:
     timezone: str = "UTC"  # the IANA zone whose calendar days uptime counts
     public_url: str = ""  # where people reach the server ("https://status.example.com"), "" when not said
     trusted_proxies: tuple = ()  # ipaddress networks whose forwarding headers name the client
+    metrics_token: str = ""  # a bearer token that may read /metrics (besides API tokens and this machine)
+    export_dir: str = ""  # where to keep a static copy of the public site, "" for none
 
     @property
     def public_origin(self):
@@ -338,6 +342,11 @@ class PermissionDenied(StatusThingError):
 class Unimplemented(StatusThingError):
     """The server does not speak what the client asked for (an unknown content encoding)."""
     code = "unimplemented"
+
+
+class DeadlineExceeded(StatusThingError):
+    """The client's deadline (Connect-Timeout-Ms, a gRPC deadline) passed before the answer was ready."""
+    code = "deadline_exceeded"
 
 
 class Unavailable(StatusThingError):
@@ -645,8 +654,13 @@ class Transaction(typing.Protocol):
 
     def list_incidents(self, item_ids: typing.Sequence[str] = (), since_ns: int | None = None,
                        until_ns: int | None = None, unresolved_only: bool = False, limit: int = 100,
-                       before: tuple[int, str] | None = None) -> list[pb.Incident]:
-        """Incidents that started in [since, until), newest first, without their changes and notes."""
+                       before: tuple[int, str] | None = None, incident_ids: typing.Sequence[str] = ()
+                       ) -> list[pb.Incident]:
+        """Incidents that started in [since, until) (of some items, or these ids), newest first, without their
+        changes and notes."""
+
+    def count_open_incidents(self) -> int:
+        """How many incidents are unresolved."""
 
     def count_incidents(self, since_ns: int, until_ns: int) -> int:
         """How many incidents started in [since, until)."""
@@ -761,6 +775,9 @@ class Store(typing.Protocol):
     def write(self, changes_data: bool = True) -> typing.ContextManager[Transaction]:
         """A write transaction: all of it commits, or (on any exception) none of it. ``changes_data=False`` for
         writes no kept answer depends on (accounts, last-used times)."""
+
+    def size_bytes(self) -> int:
+        """How much room the database takes."""
 
     def generation(self) -> int:
         """A number that moves whenever a write commits a change to data, made by this process or any other; an
@@ -1337,8 +1354,8 @@ class SqlTransaction:
         self._run("UPDATE incidents SET worst = ? WHERE id = ?", (worst_condition, incident_id))
 
     def list_incidents(self, item_ids=(), since_ns=None, until_ns=None, unresolved_only=False, limit=100,
-                       before=None):
-        clauses, params = self._in((("n.item_id", item_ids),))
+                       before=None, incident_ids=()):
+        clauses, params = self._in((("n.item_id", item_ids), ("n.id", incident_ids)))
         self._time_range("n.started_ns", since_ns, until_ns, clauses, params)
         if unresolved_only:
             clauses.append("n.resolved_ns IS NULL")
@@ -1352,6 +1369,12 @@ class SqlTransaction:
                     "SELECT n.id, n.item_id, i.name, n.started_ns, n.resolved_ns, n.worst FROM incidents n "
                     f"JOIN items i ON i.id = n.item_id {where} ORDER BY n.started_ns DESC, n.id DESC LIMIT ?",
                     (*params, limit))]
+
+    def count_open_incidents(self):
+        return self._run("SELECT COUNT(*) FROM incidents WHERE resolved_ns IS NULL").fetchone()[0]
+
+    def database_pages_bytes(self):
+        return self._run("PRAGMA page_count").fetchone()[0] * self._run("PRAGMA page_size").fetchone()[0]
 
     def count_incidents(self, since_ns, until_ns):
         return self._run("SELECT COUNT(*) FROM incidents WHERE started_ns >= ? AND started_ns < ?",
@@ -1658,6 +1681,12 @@ class SqliteStore:
             if changes_data and tx.rows_changed:
                 self._generation += 1
 
+    def size_bytes(self):
+        if self.path == MEMORY_DB:
+            with self.read() as tx:
+                return tx.database_pages_bytes()
+        return sum(os.path.getsize(path) for path in (self.path, self.path + "-wal") if os.path.exists(path))
+
     def generation(self):
         if self._watcher is None:
             return self._generation
@@ -1810,6 +1839,42 @@ class OpenDay(typing.NamedTuple):
         return uptime_days(service.zone, [today], {today: self.closed} if self.closed else {}, self.last_change_ns,
                            self.last_condition, now_ns, functools.partial(service.maintenance_windows,
                                                                           self.item_id))[0]
+
+
+class Update(typing.NamedTuple):
+    """One update as readers see it: a status change, a note, or a change and the note written with it (in the
+    same write, so at the same instant)."""
+
+    at: object  # a Timestamp
+    change: object  # a StatusChange, or None
+    note: object  # a Note, or None
+
+    @property
+    def condition(self):
+        """The condition the change led to (None without a change)."""
+        if self.change is None:
+            return None
+        return self.change.new_status.condition if self.change.HasField("new_status") else pb.CONDITION_UNSPECIFIED
+
+
+def merge_updates(changes, notes):
+    """Status changes and notes as Updates, newest first."""
+    by_time = {}
+    for change in changes:
+        by_time.setdefault(change.changed_at.ToNanoseconds(), [change.changed_at, None, None])[1] = change
+    for note in notes:
+        by_time.setdefault(note.timestamps.created.ToNanoseconds(), [note.timestamps.created, None, None])[2] = note
+    return [Update(*parts) for _, parts in sorted(by_time.items(), key=lambda pair: pair[0], reverse=True)]
+
+
+def incident_title(incident):
+    """``"Payments: major outage"``: an incident's item and the worst it went through."""
+    return f"{incident.item_name}: {CONDITION_WORDS[incident.worst]}"
+
+
+CONDITION_WORDS = {pb.CONDITION_OPERATIONAL: "operational", pb.CONDITION_DEGRADED: "degraded performance",
+                   pb.CONDITION_PARTIAL_OUTAGE: "partial outage", pb.CONDITION_MAJOR_OUTAGE: "major outage",
+                   pb.CONDITION_MAINTENANCE: "under maintenance", pb.CONDITION_UNSPECIFIED: "no data"}
 
 
 def follow_incident(tx, item_id, change, in_maintenance):
@@ -2019,6 +2084,9 @@ class StatusThingService:
     def generation(self):
         """Moves whenever stored data changes, by anyone; an answer computed at one generation holds until then."""
         return self._store.generation()
+
+    def database_size(self):
+        return self._store.size_bytes()
 
     # -- statuses --------------------------------------------------------------------------------------------
 
@@ -2374,6 +2442,42 @@ class StatusThingService:
         if any(not incident.HasField("resolved_at") for _, incidents, _ in answer for incident in incidents):
             valid_until(now + HISTORY_FRESH_NS)
         return answer
+
+    def page_identity(self):
+        """(The page's id, made once per database, and when it was made): what outside formats call the page."""
+        with self._store.read() as tx:
+            made = tx.get_setting("page_id")
+        if made is None:
+            with self._store.write(changes_data=False) as tx:
+                made = tx.get_setting("page_id")
+                if made is None:  # (another process may have made it meanwhile)
+                    made = f"{''.join(secrets.choice('0123456789abcdefghijklmnopqrstuvwxyz') for _ in range(12))}" \
+                           f":{CLOCK.now_ns()}"
+                    tx.set_setting("page_id", made)
+        page_id, _, created_ns = made.partition(":")
+        return page_id, int(created_ns)
+
+    def count_open_incidents(self):
+        with self._store.read() as tx:
+            return tx.count_open_incidents()
+
+    def check_ready(self):
+        """Raises (with the reason) unless the database answers a query that reads a row."""
+        with self._store.read() as tx:
+            tx.get_setting("page_id")
+
+    def get_incident(self, incident_id):
+        """One incident, with its status changes and notes."""
+        _required_id(incident_id, "incident_id")
+        now = CLOCK.wall_ns()
+        with self._store.read() as tx:
+            found = tx.list_incidents(limit=1, incident_ids=[incident_id])
+            if not found:
+                raise NotFound(f"incident {incident_id} not found")
+            self._add_details(tx, found[0], now, MAX_INCIDENT_CHANGES, DEFAULT_PAGE_SIZE)
+        if not found[0].HasField("resolved_at"):
+            valid_until(now + HISTORY_FRESH_NS)
+        return found[0]
 
     def first_incident_day(self):
         """The day the first incident kept started, or None."""
@@ -3000,6 +3104,8 @@ class AnswerCache:
                     kept.until_ns == math.inf or CLOCK.wall_ns() < kept.until_ns):
                 with contextlib.suppress(KeyError):  # (evicted meanwhile: it is still the answer)
                     self._entries.move_to_end(key)
+                if kept.until_ns != math.inf:
+                    valid_until(kept.until_ns)  # (what is built from it holds no longer)
                 return kept.answer
             with self._lock:
                 done = self._computing.get(key)
@@ -3180,6 +3286,11 @@ class ItemAnswers:
                                            FrontCard.of, FrontCard.cost)
         return [(card.summary, card.with_today(self._service, today, now_ns)) for card in cards]
 
+    def uptime_windows(self, now_ns):
+        """[UptimeWindows] of every item, for /metrics."""
+        return self._history_parts(("windows",), BAR_DAYS, now_ns, self.versions(), 0, UptimeWindows.of,
+                                   lambda part: 300, count_incidents=False)[1]
+
     def uptime(self, request, wire):
         """GetUptime's answer as ``wire`` bytes: each item's days before today encoded once per change of it and
         day; today and the figure, which move with the clock, encoded on each call."""
@@ -3199,6 +3310,33 @@ class ItemAnswers:
             return b"".join(items) + proto_field(2, zone)
         return (b'{"items":[' + b",".join(items) + b'],' if items else b"{") + b'"timeZone":' + json_bytes(
             service.zone.name) + b"}"
+
+
+class UptimeWindows(typing.NamedTuple):
+    """One item's uptime sums for /metrics, kept while the item and the day are the same: its days before today
+    within 90 and within 30 days; today is added on each use."""
+
+    item_id: str
+    name: str
+    group: str
+    condition: int
+    sums_90: tuple
+    sums_30: tuple
+    open_day: OpenDay
+
+    @classmethod
+    def of(cls, item, version, past_days, incidents_by_day, open_day):
+        return cls(item.id, item.name, item.group, _condition_of_item(item), uptime_sums(past_days),
+                   uptime_sums(past_days[-29:]), open_day)
+
+    def ratios(self, service, now_ns):
+        """[(window, uptime over it as 0 to 1, or None when nothing was observed)] for today, 30 and 90 days."""
+        today = service.zone.day_of(now_ns)
+        observed, down = uptime_sums([self.open_day.day(service, today, now_ns)])
+        return [(window, None if percent is None else percent / 100) for window, percent in (
+            ("1d", uptime_percent(observed, down)),
+            ("30d", uptime_percent(self.sums_30[0] + observed, self.sums_30[1] + down)),
+            ("90d", uptime_percent(self.sums_90[0] + observed, self.sums_90[1] + down)))]
 
 
 class UptimeAnswer(typing.NamedTuple):
@@ -3728,21 +3866,14 @@ def systems_html(entries):
 
 
 def updates_html(changes, notes):
-    """Status changes and notes as one list of updates, newest first: a note written with a status change (in the
-    same write, so at the same instant) is one update with it, as an operator posted it."""
-    by_time = {}
-    for change in changes:
-        by_time.setdefault(change.changed_at.ToNanoseconds(), [change.changed_at, None, None])[1] = change
-    for note in notes:
-        by_time.setdefault(note.timestamps.created.ToNanoseconds(), [note.timestamps.created, None, None])[2] = note
+    """Status changes and notes as one list of updates, newest first, each change with the note written with it."""
     entries = []
-    for _, (when, change, note) in sorted(by_time.items(), reverse=True):
-        parts = [f'<li>{_time(when)}']
-        if change is not None:
-            condition = change.new_status.condition if change.HasField("new_status") else pb.CONDITION_UNSPECIFIED
-            parts.append(f'<p class="change">{condition_badge(condition, change.new_status.name)}</p>')
-        if note is not None:
-            parts.append(f'<p>{linked_text(note.text)}</p>')
+    for update in merge_updates(changes, notes):
+        parts = [f'<li>{_time(update.at)}']
+        if update.change is not None:
+            parts.append(f'<p class="change">{condition_badge(update.condition, update.change.new_status.name)}</p>')
+        if update.note is not None:
+            parts.append(f'<p>{linked_text(update.note.text)}</p>')
         entries.append("".join(parts) + "</li>")
     return f'<ol class="updates">{"".join(entries)}</ol>' if entries else ""
 
@@ -3754,11 +3885,20 @@ def incident_html(incident, zone, now_ns):
         span = f"resolved after {_duration((incident.resolved_at.ToNanoseconds() - started) // 10 ** 9)}"
     else:
         span = f"<strong>ongoing</strong>, for {_duration((now_ns - started) // 10 ** 9)}"
-    day = zone.day_of(started).isoformat()
-    return (f'<article class="incident b-{CONDITION_CLASS[incident.worst]}"><h4><a href="/items/'
-            f'{_html(incident.item_id)}?day={day}">{_html(incident.item_name)}</a>: '
-            f'{CONDITION_LABEL[incident.worst].lower()}</h4><p class="meta">Started {_time(incident.started_at)}, '
-            f'{span}</p>{updates_html(incident.changes, incident.notes)}</article>')
+    return (f'<article class="incident b-{CONDITION_CLASS[incident.worst]}"><h4><a href="/incidents/'
+            f'{_html(incident.id)}">{_html(incident_title(incident))}</a></h4><p class="meta">Started '
+            f'{_time(incident.started_at)}, {span}</p>{updates_html(incident.changes, incident.notes)}</article>')
+
+
+def render_incident_page(template, title, zone, incident, now_ns):
+    """/incidents/<id>: one incident with every update, and links to its item and its day."""
+    day = zone.day_of(incident.started_at.ToNanoseconds())
+    content = (f'<p><a href="/history?month={day:%Y-%m}#day-{day.isoformat()}">&larr; Incidents of {day:%B %Y}</a>'
+               f'</p><h2>{_html(incident_title(incident))}</h2>{incident_html(incident, zone, now_ns)}'
+               f'<p><a href="/items/{_html(incident.item_id)}?day={day.isoformat()}">{_html(incident.item_name)} on '
+               f'{day:%-d %B %Y}</a> · <a href="/items/{_html(incident.item_id)}">Its whole timeline</a></p>')
+    return _fill(template, title, content, now_ns, page_title=f"{incident_title(incident)} · {title}",
+                 zone_name=zone.name).encode()
 
 
 def incidents_by_day_html(days, zone, now_ns, empty="No incidents reported."):
@@ -3805,7 +3945,11 @@ def parse_month(text):
     raise InvalidArgument("month must be written like 2026-11")
 
 
-def _fill(template, title, content, now_ns, page_title=None, zone_name="UTC", head=""):
+FEED_LINKS = ('<link rel="alternate" type="application/atom+xml" title="Incident history (Atom)" href="/history.atom">'
+              '<link rel="alternate" type="application/rss+xml" title="Incident history (RSS)" href="/history.rss">')
+
+
+def _fill(template, title, content, now_ns, page_title=None, zone_name="UTC", head=FEED_LINKS):
     moment = datetime.datetime.fromtimestamp(now_ns / 1e9, datetime.timezone.utc)
     return fill_template(template, {
         "page_title": _html(page_title or title), "title": _html(title), "content": content, "nav": NAV,
@@ -3902,6 +4046,296 @@ def render_history_page(template, title, zone, first, days, now_ns, first_incide
 
 
 # ==================================================================================================================
+# 13. Outside formats: Statuspage JSON, Atom and RSS, badges, Prometheus text
+# ==================================================================================================================
+# What other programs already read, each exactly as they expect it (../shared/research/formats.md): Atlassian
+# Statuspage's public v2 JSON, its history feeds, shields.io-style badges and endpoint JSON, and Prometheus's text
+# exposition format. Pure functions from service records to bytes; the Site (section 15) keeps their answers.
+
+SP_STATUS = {pb.CONDITION_OPERATIONAL: "operational", pb.CONDITION_DEGRADED: "degraded_performance",
+             pb.CONDITION_PARTIAL_OUTAGE: "partial_outage", pb.CONDITION_MAJOR_OUTAGE: "major_outage",
+             pb.CONDITION_MAINTENANCE: "under_maintenance"}
+SP_IMPACT = {pb.CONDITION_DEGRADED: "minor", pb.CONDITION_PARTIAL_OUTAGE: "major",
+             pb.CONDITION_MAJOR_OUTAGE: "critical", pb.CONDITION_MAINTENANCE: "maintenance"}
+SP_INCIDENTS_LISTED = 50  # incidents.json and the feeds: the most recent, as Statuspage lists them
+
+
+def sp_time(ns):
+    """Statuspage's times: ISO 8601 in UTC with milliseconds."""
+    return utc_iso(ns, "milliseconds")
+
+
+def group_id(group):
+    """A group's stable id (groups are names, not records): the same for the same name."""
+    return "group-" + hashlib.sha256(group.encode()).hexdigest()[:10]
+
+
+def sp_component(item, page_id, position, zone):
+    """An item as a Statuspage component. An item in no condition (no status, CREATED, DECOMM) has no
+    Statuspage status: it is listed as operational with ``only_show_if_degraded``, which hides it."""
+    condition = item.status.condition if item.HasField("status") else pb.CONDITION_UNSPECIFIED
+    created = item.timestamps.created.ToNanoseconds()
+    return {"id": item.id, "name": item.name, "status": SP_STATUS.get(condition, "operational"),
+            "created_at": sp_time(created), "updated_at": sp_time(item.timestamps.updated.ToNanoseconds()),
+            "position": position, "description": item.description or None, "showcase": True,
+            "start_date": zone.day_of(created).isoformat(), "group_id": group_id(item.group) if item.group else None,
+            "page_id": page_id, "group": False, "only_show_if_degraded": condition == pb.CONDITION_UNSPECIFIED}
+
+
+def sp_components(items, page_id, zone):
+    """Every item as a component, in the page's order; each group as a row of its own (``group: true``, its
+    members' ids in ``components``) where its first member stands, its members after it."""
+    members = {}
+    for item in items:
+        if item.group:
+            members.setdefault(item.group, []).append(item)
+    rows, done = [], set()
+    for item in items:
+        if item.group and item.group not in done:
+            done.add(item.group)
+            group = members[item.group]
+            conditions = [member.status.condition for member in group if member.HasField("status")]
+            rows.append({"id": group_id(item.group), "name": item.group,
+                         "status": SP_STATUS.get(worst(conditions), "operational"),
+                         "created_at": sp_time(min(m.timestamps.created.ToNanoseconds() for m in group)),
+                         "updated_at": sp_time(max(m.timestamps.updated.ToNanoseconds() for m in group)),
+                         "position": len(rows) + 1, "description": None, "showcase": False, "start_date": None,
+                         "group_id": None, "page_id": page_id, "group": True, "only_show_if_degraded": False,
+                         "components": [member.id for member in group]})
+            rows.extend(sp_component(member, page_id, len(rows) + 1, zone) for member in group)
+        elif not item.group:
+            rows.append(sp_component(item, page_id, len(rows) + 1, zone))
+    return rows
+
+
+def sp_indicator(components):
+    """The page's status from its (non-group, shown) components, by Statuspage's rules: {indicator, description}."""
+    statuses = [row["status"] for row in components if not row["group"] and not row["only_show_if_degraded"]]
+    def share(status):
+        count = statuses.count(status)
+        return "all" if statuses and count == len(statuses) else "some" if count else "none"
+    if share("major_outage") == "all":
+        return {"indicator": "critical", "description": "Major System Outage"}
+    if share("major_outage") == "some" or share("partial_outage") == "all":
+        return {"indicator": "major", "description": "Partial System Outage"}
+    if share("partial_outage") == "some":
+        return {"indicator": "minor", "description": "Minor Service Outage"}
+    if share("degraded_performance") == "all":
+        return {"indicator": "minor", "description": "Degraded System Service"}
+    if share("degraded_performance") == "some":
+        return {"indicator": "minor", "description": "Partially Degraded Service"}
+    if share("under_maintenance") != "none":
+        return {"indicator": "maintenance", "description": "Service Under Maintenance"}
+    return {"indicator": "none", "description": "All Systems Operational"}
+
+
+def update_body(update, item_name):
+    """What an update says: its note, or (a change without one) the change in words."""
+    if update.note is not None:
+        return update.note.text
+    return f"{item_name} is {CONDITION_WORDS[update.condition]} ({update.change.new_status.name or 'no status'})."
+
+
+def update_label(update, incident):
+    """Statuspage's word for an update: Investigating (the opening one), Resolved (the closing one), else Update."""
+    if update.change is not None and update.change.id == incident.id:
+        return "Investigating"
+    if update.change is not None and update.condition in CALM:
+        return "Resolved"
+    return "Update"
+
+
+def sp_incident(incident, components_by_id, page_id, origin):
+    """An incident as Statuspage's: investigating until resolved; its updates (newest first) from its status
+    changes and notes, a change's update naming the component it moved."""
+    resolved = incident.HasField("resolved_at")
+    updates = merge_updates(incident.changes, incident.notes)
+    started = incident.started_at.ToNanoseconds()
+    last = max([started] + [update.at.ToNanoseconds() for update in updates])
+    sp_updates = []
+    for index, update in enumerate(updates):
+        at = sp_time(update.at.ToNanoseconds())
+        closing = resolved and index == 0 and update_label(update, incident) == "Resolved"
+        affected = None
+        if update.change is not None:
+            old = update.change.old_status.condition if update.change.HasField("old_status") else 0
+            affected = [{"code": incident.item_id, "name": incident.item_name,
+                         "old_status": SP_STATUS.get(old, "operational"),
+                         "new_status": SP_STATUS.get(update.condition, "operational")}]
+        sp_updates.append({
+            "id": (update.note or update.change).id, "status": "resolved" if closing else "investigating",
+            "body": update_body(update, incident.item_name), "incident_id": incident.id, "created_at": at,
+            "updated_at": at, "display_at": at, "affected_components": affected, "deliver_notifications": True,
+            "custom_tweet": None, "tweet_id": None})
+    component = components_by_id.get(incident.item_id)
+    return {"id": incident.id, "name": incident_title(incident), "status": "resolved" if resolved else "investigating",
+            "created_at": sp_time(started), "updated_at": sp_time(last), "monitoring_at": None,
+            "resolved_at": sp_time(incident.resolved_at.ToNanoseconds()) if resolved else None,
+            "impact": SP_IMPACT.get(incident.worst, "none"), "shortlink": f"{origin}/incidents/{incident.id}",
+            "started_at": sp_time(started), "page_id": page_id, "incident_updates": sp_updates,
+            "components": [component] if component else []}
+
+
+def sp_page(page_id, title, origin, zone, updated_ns):
+    return {"id": page_id, "name": title, "url": origin, "time_zone": zone.name, "updated_at": sp_time(updated_ns)}
+
+
+# -- feeds: Statuspage's /history.atom and /history.rss --------------------------------------------------------------
+
+def feed_entry_html(incident):
+    """An incident's updates, newest first, as the HTML Statuspage puts in a feed entry (escaped by the caller)."""
+    parts = []
+    for update in merge_updates(incident.changes, incident.notes):
+        moment = time.gmtime(update.at.seconds)
+        parts.append(f"<p><small>{time.strftime('%b', moment)} <var data-var='date'>{moment.tm_mday}</var>, "
+                     f"<var data-var='time'>{time.strftime('%H:%M', moment)}</var> UTC</small><br><strong>"
+                     f"{update_label(update, incident)}</strong> - {_html(update_body(update, incident.item_name))}"
+                     "</p>")
+    return "".join(parts)
+
+
+def _last_update_ns(incident):
+    return max([incident.started_at.ToNanoseconds()] + [update.at.ToNanoseconds() for update in
+                                                          merge_updates(incident.changes, incident.notes)])
+
+
+def atom_feed(incidents, title, origin, page_updated_ns):
+    """Atom (RFC 4287) in Statuspage's shape: one entry per incident, with stable ids; the feed's ``updated`` is
+    its newest entry's (so an unchanged feed keeps its bytes, and its ETag)."""
+    host = urllib.parse.urlsplit(origin).hostname  # (a tag: URI names a domain, without a port)
+    newest = max([_last_update_ns(incident) for incident in incidents], default=page_updated_ns)
+    name = _xml(f"{title} Status - Incident History")
+    out = ['<?xml version="1.0" encoding="UTF-8"?>\n<feed xml:lang="en-US" xmlns="http://www.w3.org/2005/Atom">',
+           f"<id>tag:{_xml(host)},2005:/history</id>",
+           f'<link rel="alternate" type="text/html" href="{_xml(origin)}"/>',
+           f'<link rel="self" type="application/atom+xml" href="{_xml(origin)}/history.atom"/>',
+           f"<title>{name}</title><updated>{utc_iso(newest, 'seconds')}</updated>",
+           f"<author><name>{_xml(title)}</name></author>"]
+    for incident in incidents:
+        out.append(f"<entry><id>tag:{_xml(host)},2005:Incident/{_xml(incident.id)}</id>"
+                   f"<published>{utc_iso(incident.started_at.ToNanoseconds(), 'seconds')}</published>"
+                   f"<updated>{utc_iso(_last_update_ns(incident), 'seconds')}</updated>"
+                   f'<link rel="alternate" type="text/html" href="{_xml(origin)}/incidents/{_xml(incident.id)}"/>'
+                   f"<title>{_xml(incident_title(incident))}</title>"
+                   f'<content type="html">{_xml(feed_entry_html(incident))}</content></entry>')
+    out.append("</feed>\n")
+    return "\n".join(out).encode()
+
+
+def rss_feed(incidents, title, origin, page_updated_ns):
+    """RSS 2.0 in Statuspage's shape: an item per incident, its guid the incident's address."""
+    newest = max([_last_update_ns(incident) for incident in incidents], default=page_updated_ns)
+    out = ['<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/" '
+           'xmlns:atom="http://www.w3.org/2005/Atom"><channel>',
+           f"<title>{_xml(title)} Status - Incident History</title><link>{_xml(origin)}</link>"
+           f"<description>{_xml(title)} Status - Incident History</description>"
+           f"<pubDate>{email.utils.formatdate(newest / 1e9)}</pubDate>"
+           f'<atom:link href="{_xml(origin)}/history.rss" rel="self" type="application/rss+xml"/>']
+    for incident in incidents:
+        link = f"{_xml(origin)}/incidents/{_xml(incident.id)}"
+        out.append(f"<item><title>{_xml(incident_title(incident))}</title>"
+                   f"<description>{_xml(feed_entry_html(incident))}</description>"
+                   f"<pubDate>{email.utils.formatdate(incident.started_at.seconds)}</pubDate>"
+                   f"<link>{link}</link><guid>{link}</guid></item>")
+    out.append("</channel></rss>\n")
+    return "\n".join(out).encode()
+
+
+def _xml(text):
+    """Text for XML: escaped, and without the characters XML 1.0 cannot carry at all."""
+    return _XML_FORBIDDEN.sub("\ufffd", html.escape(text, quote=True))
+
+
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+# -- badges: flat SVG like shields.io, and shields.io's endpoint JSON --------------------------------------------------
+
+# Widths in pixels of the printable ASCII characters at 11 px in DejaVu Sans, the badges' first font
+# (tools/badge_widths.py); any other character counts as wide as "W". textLength makes any other font fit too.
+_CHAR_WIDTHS = dict(zip(map(chr, range(32, 127)), map(float, (
+    "3.5 4.4 5.1 9.2 7.0 10.5 8.6 3.0 4.3 4.3 5.5 9.2 3.5 4.0 3.5 3.7 7.0 7.0 7.0 7.0 7.0 7.0 7.0 7.0 7.0 7.0 3.7 3.7 "
+    "9.2 9.2 9.2 5.8 11.0 7.5 7.5 7.7 8.5 7.0 6.3 8.5 8.3 3.2 3.2 7.2 6.1 9.5 8.2 8.7 6.6 8.7 7.6 7.0 6.7 8.1 7.5 "
+    "10.9 7.5 6.7 7.5 4.3 3.7 4.3 9.2 5.5 5.5 6.7 7.0 6.0 7.0 6.8 3.9 7.0 7.0 3.1 3.1 6.4 3.1 10.7 7.0 6.7 7.0 7.0 "
+    "4.5 5.7 4.3 7.0 6.5 9.0 6.5 6.5 5.8 7.0 3.7 7.0 9.2").split())))
+BADGE_COLORS = {pb.CONDITION_OPERATIONAL: ("#3c1", "brightgreen"), pb.CONDITION_DEGRADED: ("#dfb317", "yellow"),
+                pb.CONDITION_PARTIAL_OUTAGE: ("#fe7d37", "orange"), pb.CONDITION_MAJOR_OUTAGE: ("#e05d44", "red"),
+                pb.CONDITION_MAINTENANCE: ("#007ec6", "blue"), pb.CONDITION_UNSPECIFIED: ("#9f9f9f", "lightgrey")}
+MAX_BADGE_TEXT = 60  # characters of a label or message drawn (a long item name is cut)
+
+
+def text_width(text):
+    return sum(_CHAR_WIDTHS.get(char, 10.9) for char in text)
+
+
+def badge_svg(label, message, color):
+    """A flat badge, 20 px high: ``label`` on grey, ``message`` on ``color``; readable by screen readers."""
+    label, message = (text if len(text) <= MAX_BADGE_TEXT else text[:MAX_BADGE_TEXT - 1] + "…"
+                      for text in (label, message))
+    left, right = (math.ceil(text_width(text)) + 10 for text in (label, message))
+    width = left + right
+    dark_text = _brightness(color) > 0.69
+    words = _xml(f"{label}: {message}")
+    def text(x, value, fill):
+        scaled = math.ceil(text_width(value)) * 10
+        return (f'<text x="{x * 10}" y="140" transform="scale(.1)" fill="{fill}" textLength="{scaled}">'
+                f'{_xml(value)}</text>')
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="20" role="img" aria-label="{words}">'
+            f'<title>{words}</title><linearGradient id="s" x2="0" y2="100%"><stop offset="0" stop-color="#bbb" '
+            f'stop-opacity=".1"/><stop offset="1" stop-opacity=".1"/></linearGradient><clipPath id="r"><rect '
+            f'width="{width}" height="20" rx="3" fill="#fff"/></clipPath><g clip-path="url(#r)"><rect width="{left}" '
+            f'height="20" fill="#555"/><rect x="{left}" width="{right}" height="20" fill="{color}"/><rect '
+            f'width="{width}" height="20" fill="url(#s)"/></g><g fill="#fff" text-anchor="middle" font-family="DejaVu '
+            f'Sans,Verdana,Geneva,sans-serif" text-rendering="geometricPrecision" font-size="110">'
+            + text(left / 2, label, "#fff")
+            + text(left + right / 2, message, "#333" if dark_text else "#fff") + "</g></svg>").encode()
+
+
+def _brightness(color):
+    """0 (black) to 1 (white), from a #rgb or #rrggbb colour."""
+    digits = color.lstrip("#")
+    if len(digits) == 3:
+        digits = "".join(char * 2 for char in digits)
+    red, green, blue = (int(digits[index:index + 2], 16) for index in (0, 2, 4))
+    return (red * 299 + green * 587 + blue * 114) / 255000
+
+
+def uptime_color(percent):
+    """Gatus's steps, from green (≥ 99.9 %) to red."""
+    if percent is None:
+        return BADGE_COLORS[pb.CONDITION_UNSPECIFIED][0]
+    for floor, color in ((99.9, "#4c1"), (99.0, "#97ca00"), (97.5, "#a4a61d"), (95.0, "#dfb317"), (90.0, "#fe7d37")):
+        if percent >= floor:
+            return color
+    return "#e05d44"
+
+
+def shield_json(label, message, color_name, cache_seconds):
+    """shields.io's endpoint JSON: its four keys and cacheSeconds, nothing else (it refuses unknown keys)."""
+    return json_bytes({"schemaVersion": 1, "label": label, "message": message, "color": color_name,
+                       "cacheSeconds": cache_seconds})
+
+
+# -- Prometheus: the text exposition format 0.0.4 -----------------------------------------------------------------
+
+PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def prometheus_label(value):
+    return str(value).replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", "\\n")
+
+
+def prometheus_family(name, kind, help_text, samples):
+    """One metric family: its HELP and TYPE lines and samples [(suffix, {label: value}, number)]."""
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+    for suffix, labels, value in samples:
+        text = ",".join(f'{key}="{prometheus_label(label)}"' for key, label in labels.items())
+        number = repr(float(value)) if isinstance(value, float) else str(value)
+        lines.append(f"{name}{suffix}{{{text}}} {number}" if text else f"{name}{suffix} {number}")
+    return "\n".join(lines) + "\n"
+
+
+# ==================================================================================================================
 # 13. Request log
 # ==================================================================================================================
 # One JSON line per request on stdout, for people and for log shippers alike.
@@ -3978,8 +4412,54 @@ def log(**fields):
     LOG.write(json.dumps({"time": utc_now_iso(), **fields}, ensure_ascii=False) + "\n")
 
 
+class RequestMetrics:
+    """Requests answered, by protocol, method and code, and how long they took (a histogram per protocol), for
+    /metrics. Counted under one short lock: a few hundred nanoseconds a request."""
+
+    BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+    METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._counts = collections.Counter()  # (protocol, method, code) -> requests
+        self._histograms = {}  # protocol -> [count per bucket (not cumulative)..., over the last, sum of seconds]
+
+    def observe(self, protocol, method, code, seconds):
+        """``method``: the HTTP method (others are counted as "other"), or for gRPC the RPC's name."""
+        if protocol == "http" and method not in self.METHODS:
+            method = "other" if method else "none"
+        with self._lock:
+            self._counts[(protocol, method, str(code))] += 1
+            if seconds is not None:
+                counts = self._histograms.setdefault(protocol, [0] * (len(self.BUCKETS) + 2))
+                counts[bisect.bisect_left(self.BUCKETS, seconds)] += 1
+                counts[-1] += seconds
+
+    def families(self):
+        with self._lock:
+            counts, histograms = dict(self._counts), {key: list(value) for key, value in self._histograms.items()}
+        text = prometheus_family("statusthing_requests_total", "counter", "Requests answered.", [
+            ("", {"protocol": protocol, "method": method, "code": code}, number)
+            for (protocol, method, code), number in sorted(counts.items())])
+        samples = []
+        for protocol, buckets in sorted(histograms.items()):
+            total = 0
+            for bound, number in zip((*self.BUCKETS, math.inf), buckets):
+                total += number
+                samples.append(("_bucket", {"protocol": protocol, "le": "+Inf" if bound == math.inf else repr(bound)},
+                                total))
+            samples.append(("_sum", {"protocol": protocol}, float(buckets[-1])))
+            samples.append(("_count", {"protocol": protocol}, total))
+        return text + prometheus_family("statusthing_request_duration_seconds", "histogram",
+                                        "How long requests took to answer.", samples)
+
+
+REQUEST_METRICS = RequestMetrics()
+
+
 def log_request(protocol, method, path, status, code, duration_ms, remote):
     """The line of one request; formatted by hand because it is written for every request."""
+    REQUEST_METRICS.observe(protocol, method, status, None if duration_ms is None else duration_ms / 1000)
     LOG.write(f'{{"time": "{utc_now_iso()}", "protocol": "{protocol}", "method": {_json_string(method)}, '
               f'"path": {_json_string(path)}, "status": {status}, '
               + (f'"code": "{code}", ' if code else "")
@@ -3993,6 +4473,377 @@ def _json_string(value):
 def log_internal_error(exc, where):
     log(level="error", event="internal_error", where=where,
         error="".join(traceback.format_exception(exc)).rstrip())
+
+
+# ==================================================================================================================
+# 14b. Site: every public GET answer
+# ==================================================================================================================
+# The public pages and outside formats as Representations, kept until the data (or the clock) moves them; the same
+# for a request (the Handler) and for a static export. Each answer is a function of the path's query and the
+# origin absolute links are written with.
+
+PAGE_MAX_AGE = f"public, max-age={PAGE_MAX_AGE_S}"
+FEED_MAX_AGE = "public, max-age=60"
+BADGE_MAX_AGE = "public, max-age=60"
+SHIELD_CACHE_S = 60
+PUBLIC_API_HEADERS = (("Access-Control-Allow-Origin", "*"), ("X-Content-Type-Options", "nosniff"))
+
+
+def query_values(query_string, names):
+    """The values of ``names`` in a query string ("" when absent); InvalidArgument for a name given twice."""
+    values = urllib.parse.parse_qs(query_string, keep_blank_values=True)
+    for name in names:
+        if len(values.get(name, ())) > 1:
+            raise InvalidArgument(f"{name} is given more than once")
+    return {name: values.get(name, [""])[0] for name in names}
+
+
+class Site:
+    """The public GET answers. ``get(name, query, origin, **captured)`` gives a Representation; NotFound and
+    InvalidArgument as any read."""
+
+    def __init__(self, config, assets, service, answers, item_answers):
+        self.config, self.assets, self.service = config, assets, service
+        self.answers, self.item_answers = answers, item_answers
+
+    def get(self, resource, query="", origin="", **captured):
+        return getattr(self, resource)(query, origin, **captured)
+
+    def _kept(self, key, content_type, cache_control, render, headers=()):
+        key = ("GET",) + key
+        return self.answers.get(key, lambda: Representation.of(
+            render(), content_type, cache_control, self.answers.previous(key), headers), size=lambda kept: kept.size)
+
+    def _page(self, key, render):
+        """A public page, rendered once per change of data (and, in devmode, of its template)."""
+        template = self.assets.get("status.html")
+        if self.config.devmode:
+            key += (hashlib.sha256(template.encode()).hexdigest(),)
+        return self._kept(("page",) + key, HTML, PAGE_MAX_AGE, lambda: render(template), PAGE_SECURITY_HEADERS)
+
+    # -- pages ---------------------------------------------------------------------------------------------------
+
+    def status_page(self, query, origin):
+        service, title = self.service, self.config.title
+
+        def render(template):
+            now, zone = CLOCK.wall_ns(), service.zone
+            days = day_window(zone, now, PAST_INCIDENT_DAYS)[::-1]
+            incidents = incidents_by_day_html(service.incidents_by_day(days, INCIDENTS_SHOWN_A_DAY), zone, now)
+            return render_status_page(template, title, self.item_answers.front_page(now), incidents, zone.name, now)
+        return self._page(("status",), render)
+
+    def item_page(self, query, origin, item_id):
+        asked = query_values(query, ("before", "day"))
+        day = parse_day(asked["day"]) if asked["day"] else None
+        service = self.service
+
+        def render(template):
+            item, entries, older = service.item_timeline(item_id, asked["before"], day)
+            uptime, zone_name = service.get_uptime([item_id], BAR_DAYS)
+            days = uptime[0].days
+            window = [datetime.date.fromisoformat(uptime_day.date) for uptime_day in days]
+            incidents = service.bar_inputs([item_id], window)[item_id][1]
+            on_day = next((uptime_day for uptime_day in days if day and uptime_day.date == day.isoformat()), None)
+            return render_item_page(template, self.config.title, zone_name, item, uptime_bar(item, days, incidents),
+                                    entries, older, day, on_day)
+        return self._page(("item", item_id, asked["before"], asked["day"]), render)
+
+    def history_page(self, query, origin):
+        asked = query_values(query, ("month", "day"))
+        service, title = self.service, self.config.title
+        if asked["day"]:
+            day = parse_day(asked["day"])
+            return self._page(("history-day", day.isoformat()), lambda template: render_history_page(
+                template, title, service.zone, day, service.incidents_by_day([day], HISTORY_SHOWN_ONE_DAY),
+                CLOCK.wall_ns(), service.first_incident_day(), one_day=True))
+        month = parse_month(asked["month"]) if asked["month"] else \
+            service.zone.day_of(CLOCK.wall_ns()).replace(day=1)
+
+        def render(template):
+            after = (month + datetime.timedelta(days=32)).replace(day=1)
+            days = [after - datetime.timedelta(days=back) for back in range(1, (after - month).days + 1)]
+            valid_until(service.zone.start_ns(after))  # (the month's days so far, and whether a later month exists)
+            return render_history_page(template, title, service.zone, month,
+                                       service.incidents_by_day(days, HISTORY_SHOWN_A_DAY), CLOCK.wall_ns(),
+                                       service.first_incident_day())
+        return self._page(("history", month.isoformat()), render)
+
+    def incident_page(self, query, origin, incident_id):
+        return self._page(("incident", incident_id), lambda template: render_incident_page(
+            template, self.config.title, self.service.zone, self.service.get_incident(incident_id), CLOCK.wall_ns()))
+
+    # -- Statuspage's public JSON --------------------------------------------------------------------------------
+
+    def statuspage(self, query, origin, name):
+        """/api/v2/<name>.json: summary, status, components, incidents, incidents/unresolved,
+        scheduled-maintenances[/upcoming|/active]."""
+        if name not in STATUSPAGE_PARTS:
+            raise NotFound(f"not found: /api/v2/{name}.json")
+        return self._kept(("statuspage", name, origin), JSON, PAGE_MAX_AGE,
+                          lambda: json_bytes(self._statuspage_json(name, origin)), PUBLIC_API_HEADERS)
+
+    def _statuspage_json(self, name, origin):
+        service = self.service
+        page_id, created_ns = service.page_identity()
+        items = service.list_items()
+        components = sp_components(items, page_id, service.zone)
+        updated = max([created_ns] + [item.timestamps.updated.ToNanoseconds() for item in items])
+        answer = {"page": sp_page(page_id, self.config.title, origin, service.zone, updated)}
+        parts = STATUSPAGE_PARTS[name]
+        if "components" in parts:
+            answer["components"] = components
+        if "incidents" in parts:
+            by_id = {row["id"]: row for row in components}
+            incidents = service.list_incidents(unresolved_only=name != "incidents", size=SP_INCIDENTS_LISTED)[0]
+            answer["incidents"] = [sp_incident(incident, by_id, page_id, origin) for incident in incidents]
+        if "scheduled_maintenances" in parts:
+            answer["scheduled_maintenances"] = []
+        if "status" in parts:
+            answer["status"] = sp_indicator(components)
+        return answer
+
+    # -- feeds ---------------------------------------------------------------------------------------------------
+
+    def feed(self, query, origin, kind):
+        def render():
+            incidents = self.service.list_incidents(size=SP_INCIDENTS_LISTED)[0]
+            updated = self.service.page_identity()[1]
+            write = atom_feed if kind == "atom" else rss_feed
+            return write(incidents, self.config.title, origin, updated)
+        return self._kept(("feed", kind, origin), f"application/{kind}+xml; charset=utf-8", FEED_MAX_AGE, render,
+                          (("X-Content-Type-Options", "nosniff"),))
+
+    # -- badges --------------------------------------------------------------------------------------------------
+
+    def _badge(self, key, render):
+        return self._kept(("badge",) + key, "image/svg+xml", BADGE_MAX_AGE, render,
+                          (("X-Content-Type-Options", "nosniff"), ("Content-Security-Policy", "default-src 'none'")))
+
+    def page_badge(self, query, origin):
+        def render():
+            summaries = [ItemSummary.of(item) for item in self.service.list_items()]
+            condition, _ = overall_line(summaries)
+            message = "all operational" if condition in CALM and summaries else \
+                CONDITION_WORDS[condition] if summaries else "no systems"
+            return badge_svg("status", message, BADGE_COLORS[condition][0])
+        return self._badge(("page",), render)
+
+    def item_badge(self, query, origin, item_id):
+        def render():
+            item = self.service.get_item(item_id, notes_limit=1)
+            condition = _condition_of_item(item)
+            return badge_svg(item.name, CONDITION_WORDS[condition], BADGE_COLORS[condition][0])
+        return self._badge(("item", item_id), render)
+
+    def uptime_badge(self, query, origin, item_id):
+        days = query_values(query, ("days",))["days"] or "90"
+        if days not in ("30", "90"):
+            raise InvalidArgument("days must be 30 or 90")
+
+        def render():
+            answer = pb.GetUptimeResponse.FromString(self.item_answers.uptime(
+                pb.GetUptimeRequest(item_ids=[item_id], days=int(days)), PROTO))
+            uptime = answer.items[0]
+            percent = uptime.uptime_percent if uptime.HasField("uptime_percent") else None
+            message = f"{math.floor(percent * 100) / 100:.2f}%" if percent is not None else "no data"
+            return badge_svg(f"uptime {days}d", message, uptime_color(percent))
+        return self._badge(("uptime", item_id, days), render)
+
+    def shield(self, query, origin, item_id):
+        def render():
+            item = self.service.get_item(item_id, notes_limit=1)
+            condition = _condition_of_item(item)
+            return shield_json(item.name, CONDITION_WORDS[condition], BADGE_COLORS[condition][1], SHIELD_CACHE_S)
+        return self._kept(("shield", item_id), JSON, f"public, max-age={SHIELD_CACHE_S}", render, PUBLIC_API_HEADERS)
+
+    # -- metrics (not kept: counters move with every request) ---------------------------------------------------
+
+    def metrics(self, store_size_bytes):
+        """/metrics as Prometheus text."""
+        now = CLOCK.wall_ns()
+        rows = self.item_answers.uptime_windows(now)
+        families = [prometheus_family("statusthing_build_info", "gauge", "The running version.",
+                                      [("", {"version": VERSION}, 1)]),
+                    prometheus_family("statusthing_items", "gauge", "Items on the status page.",
+                                      [("", {}, len(rows))])]
+        families.append(prometheus_family(
+            "statusthing_item_condition", "gauge",
+            "Each item's condition: 0 no data, 1 operational, 2 degraded, 3 partial outage, 4 major outage, "
+            "5 maintenance.", [("", {"item_id": row.item_id, "item_name": row.name, "group": row.group},
+                                row.condition) for row in rows]))
+        families.append(prometheus_family(
+            "statusthing_item_last_change_timestamp_seconds", "gauge", "When each item's status last changed.",
+            [("", {"item_id": row.item_id, "item_name": row.name}, row.open_day.last_change_ns / 1e9)
+             for row in rows if row.open_day.last_change_ns is not None]))
+        ratios = []
+        for row in rows:
+            for window, ratio in row.ratios(self.service, now):
+                if ratio is not None:
+                    ratios.append(("", {"item_id": row.item_id, "item_name": row.name, "window": window}, ratio))
+        families.append(prometheus_family(
+            "statusthing_item_uptime_ratio", "gauge", "Uptime over today (1d), the last 30 and 90 calendar days, "
+            "0 to 1: 1 - (major + 0.3 x partial outage) / observed time.", ratios))
+        families.append(prometheus_family("statusthing_incidents_open", "gauge", "Incidents going on.",
+                                          [("", {}, self.service.count_open_incidents())]))
+        families.append(prometheus_family("statusthing_database_size_bytes", "gauge",
+                                          "The size of the database.", [("", {}, store_size_bytes)]))
+        families.append(REQUEST_METRICS.families())
+        return "".join(families).encode()
+
+
+STATUSPAGE_PARTS = {
+    "summary": ("components", "incidents", "scheduled_maintenances", "status"), "status": ("status",),
+    "components": ("components",), "incidents": ("incidents",), "incidents/unresolved": ("incidents",),
+    "scheduled-maintenances": ("scheduled_maintenances",),
+    "scheduled-maintenances/upcoming": ("scheduled_maintenances",),
+    "scheduled-maintenances/active": ("scheduled_maintenances",)}
+
+
+# -- the public site as static files --------------------------------------------------------------------------------
+# `statusthing export DIR` and --export-dir: every public page and format written as files, with links that work
+# from a plain file server, object storage or a CDN (relative, to index.html files). DIR is a symbolic link to the
+# latest complete copy, replaced in one step, so a reader never sees half a site.
+
+EXPORT_MARK = ".statusthing-export"  # in every copy: what may be replaced or removed
+
+
+def exported_source(target):
+    """The site path whose answer is written where ``target`` is exported (an item's day is its month's page)."""
+    path, _, query = target.partition("#")[0].partition("?")
+    day = urllib.parse.parse_qs(query).get("day", [""])[0]
+    if path.startswith("/items/") and path.count("/") == 2 and day:
+        return f"/history?month={day[:7]}"
+    return target
+
+
+def static_path(target):
+    """``"/items/X?day=2026-11-30"`` -> ``"history/2026-11/index.html#day-2026-11-30"``: the file (and fragment)
+    a site path is exported as; None for what is not exported (the admin page, older timeline pages)."""
+    target, _, fragment = target.partition("#")
+    path, _, query = target.partition("?")
+    asked = urllib.parse.parse_qs(query)
+    one = {name: values[0] for name, values in asked.items()}
+    parts = [urllib.parse.unquote(part) for part in path.strip("/").split("/")] if path.strip("/") else []
+    if any(not part or part in (".", "..") or "/" in part or "\\" in part for part in parts):
+        return None
+    found = None
+    if not parts:
+        found = "index.html"
+    elif parts == ["history"]:
+        found = (f"history/days/{one['day']}/index.html" if "day" in one else
+                 f"history/{one['month']}/index.html" if "month" in one else "history/index.html")
+    elif parts[0] == "items" and len(parts) == 2:
+        if "before" in one:
+            return None
+        if "day" in one:  # (an item's day: its month of incidents, at that day)
+            return f"history/{one['day'][:7]}/index.html#day-{one['day']}"
+        found = f"items/{parts[1]}/index.html"
+    elif parts[0] == "items" and len(parts) == 3 and parts[2] == "uptime.svg":
+        found = f"items/{parts[1]}/uptime-{one.get('days', '90')}d.svg"
+    elif parts[0] == "incidents" and len(parts) == 2:
+        found = f"incidents/{parts[1]}/index.html"
+    elif parts[0] != "admin" and "." in parts[-1]:  # feeds, badges, Statuspage JSON: as they are named
+        found = "/".join(parts)
+    if found is None:
+        return None
+    return found + (f"#{fragment}" if fragment else "")
+
+
+_HREF = re.compile(r'<a ([^>]*?)href="(/[^"]*)"([^>]*)>(.*?)</a>|(<link [^>]*?href=")(/[^"]*)(")', re.S)
+
+
+def relative_links(page, here):
+    """An exported page's site links made relative to its file ``here``; a link to what is not exported goes, text
+    and all."""
+    folder = os.path.dirname(here) or "."
+
+    def relative(target):
+        found = static_path(html.unescape(target))
+        if found is None:
+            return None
+        file, _, fragment = found.partition("#")
+        return _html(os.path.relpath(file, folder) + (f"#{fragment}" if fragment else ""))
+
+    def replace(match):
+        if match[5]:
+            found = relative(match[6])
+            return f"{match[5]}{found}{match[7]}" if found else ""
+        found = relative(match[2])
+        return f'<a {match[1]}href="{found}"{match[3]}>{match[4]}</a>' if found else ""
+    return _HREF.sub(replace, page)
+
+
+class Exporter:
+    """Writes the public site of ``site`` as static files, its absolute links (feeds, JSON) on ``origin``."""
+
+    def __init__(self, site, origin):
+        self.site, self.origin = site, origin
+
+    def _get(self, target):
+        path, _, query = target.partition("?")
+        route, captured = find_route(path)
+        if route is None or not route.handler.startswith("site:"):
+            return None
+        return self.site.get(route.handler[5:], query, self.origin, **dict(route.args), **captured)
+
+    def write(self, folder):
+        """Every page and format reachable from the front page, and every item's badges, under ``folder`` (new).
+        Returns how many files were written."""
+        os.makedirs(folder)
+        targets = ["/", "/history", *(f"/api/v2/{name}.json" for name in STATUSPAGE_PARTS), "/history.atom",
+                   "/history.rss", "/badge.svg"]
+        for item in self.site.service.list_items():
+            quoted = urllib.parse.quote(item.id, safe="")
+            targets += [f"/items/{quoted}", f"/items/{quoted}/badge.svg", f"/items/{quoted}/shield.json",
+                        f"/items/{quoted}/uptime.svg?days=30", f"/items/{quoted}/uptime.svg?days=90"]
+        written, seen = 0, set()
+        while targets:
+            target = targets.pop()
+            file = (static_path(target) or "").partition("#")[0]
+            if not file or file in seen:
+                continue
+            seen.add(file)
+            try:
+                representation = self._get(exported_source(target))
+            except NotFound:  # (deleted meanwhile: so it is on the site too)
+                continue
+            if representation is None:
+                continue
+            body = representation.body
+            if representation.content_type == HTML:
+                page = body.decode()
+                targets.extend(html.unescape(match) for match in re.findall(r'href="(/[^"]*)"', page))
+                body = relative_links(page, file).encode()
+            destination = os.path.join(folder, *file.split("/"))
+            os.makedirs(os.path.dirname(destination), exist_ok=True)
+            with open(destination, "wb") as out:
+                out.write(body)
+            written += 1
+        with open(os.path.join(folder, EXPORT_MARK), "w") as mark:
+            mark.write(f"exported by statusthing {VERSION} at {utc_now_iso()}\n")
+        return written
+
+    def publish(self, path):
+        """Write a complete copy beside ``path``, then point ``path`` (a symbolic link) at it in one step, and
+        remove the copy it pointed at before. Returns how many files were written."""
+        path = os.path.abspath(path)
+        parent, name = os.path.split(path)
+        if os.path.lexists(path) and not os.path.islink(path):
+            if os.path.isdir(path) and not os.listdir(path):
+                os.rmdir(path)  # (an empty folder made for it: taken over)
+            else:
+                raise StartupError(f"{path} exists and is not an export's link: remove it, or export elsewhere")
+        previous = os.path.realpath(path) if os.path.islink(path) else None
+        copy = tempfile.mkdtemp(prefix=f".{name}-", dir=parent)
+        os.rmdir(copy)  # (a free name; write() makes the folder with the usual permissions)
+        written = self.write(copy)
+        link = f"{copy}.link"
+        os.symlink(os.path.basename(copy), link)
+        os.replace(link, path)
+        if previous and os.path.exists(os.path.join(previous, EXPORT_MARK)):
+            shutil.rmtree(previous, ignore_errors=True)
+        return written
 
 
 # ==================================================================================================================
@@ -4124,8 +4975,9 @@ class Route:
 
     pattern: str
     methods: tuple
-    handler: str  # the Handler method, called with the captured segments
+    handler: str  # the Handler method called with the captured segments, or "site:<Site method>"
     errors: str
+    args: tuple = ()  # (name, value) pairs passed to it besides the captured segments
 
     def match(self, path):
         """The captured segments, or None when the path is not this route's."""
@@ -4143,11 +4995,23 @@ class Route:
         return captured
 
 
+READ = ("GET", "HEAD")
 ROUTES = (
-    Route("/", ("GET", "HEAD"), "page_status", "html"),
-    Route("/items/{item_id}", ("GET", "HEAD"), "page_item", "html"),
-    Route("/history", ("GET", "HEAD"), "page_history", "html"),
-    Route("/admin", ("GET", "HEAD"), "page_admin", "text"),
+    Route("/", READ, "site:status_page", "html"),
+    Route("/items/{item_id}", READ, "site:item_page", "html"),
+    Route("/history", READ, "site:history_page", "html"),
+    Route("/incidents/{incident_id}", READ, "site:incident_page", "html"),
+    *(Route(f"/api/v2/{name}.json", READ, "site:statuspage", "json", (("name", name),)) for name in STATUSPAGE_PARTS),
+    Route("/history.atom", READ, "site:feed", "text", (("kind", "atom"),)),
+    Route("/history.rss", READ, "site:feed", "text", (("kind", "rss"),)),
+    Route("/badge.svg", READ, "site:page_badge", "text"),
+    Route("/items/{item_id}/badge.svg", READ, "site:item_badge", "text"),
+    Route("/items/{item_id}/uptime.svg", READ, "site:uptime_badge", "text"),
+    Route("/items/{item_id}/shield.json", READ, "site:shield", "json"),
+    Route("/metrics", READ, "metrics", "text"),
+    Route("/healthz", READ, "healthz", "json"),
+    Route("/readyz", READ, "readyz", "json"),
+    Route("/admin", READ, "page_admin", "text"),
     Route("/admin/logout", ("GET",), "admin_logout", "text"),
     Route("/admin/api/me", ("GET",), "admin_me", "json"),
     Route("/admin/api/audit", ("GET",), "admin_audit", "json"),
@@ -4215,6 +5079,31 @@ def client_behind_proxies(peer, headers, trusted):
         if not _trusted(client, trusted):
             return client
     return client
+
+
+_HOST = re.compile(r"(?:[A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}(?::[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?")
+
+
+def scheme_behind_proxies(peer, headers, trusted):
+    """"https" when the nearest trusted proxy says the client used it (Forwarded proto=, X-Forwarded-Proto), else
+    "http" (this server speaks no TLS itself)."""
+    if trusted and _trusted(peer, trusted):
+        forwarded = _forwarded_values(headers.get("forwarded") or "", "proto")
+        proto = forwarded[-1] if forwarded else (headers.get("x-forwarded-proto") or "").split(",")[-1].strip()
+        if proto.lower() == "https":
+            return "https"
+    return "http"
+
+
+def _check_deadline(deadline):
+    """DeadlineExceeded once ``deadline`` (time.monotonic) has passed; None is no deadline."""
+    if deadline is not None and time.monotonic() > deadline:
+        raise DeadlineExceeded("the deadline passed before the answer was ready")
+
+
+def path_query(path):
+    """The query string of a request target ("" when there is none)."""
+    return path.partition("?")[2]
 
 
 def host_behind_proxies(peer, headers, trusted):
@@ -4372,6 +5261,7 @@ class Handler(BaseHTTPRequestHandler):
         self.command, self.path, self.request_version = None, None, "HTTP/1.1"
         self.headers, self.framing = RequestHeaders(), ("length", 0)
         self.client, self.error_form, self.started = self.client_address[0], "text", time.perf_counter()
+        self.started_monotonic = time.monotonic()
 
     # (Plain attribute writes: a lock here would cost every request and close no race the listener cares about.)
     def handle_one_request(self):
@@ -4463,7 +5353,10 @@ class Handler(BaseHTTPRequestHandler):
                 raise HttpError(404, f"not found: {path}")
             if self.command not in route.methods:
                 raise HttpError(405, f"{self.command} is not allowed here", (("Allow", ", ".join(route.methods)),))
-            getattr(self, route.handler)(body=body, **captured)
+            if route.handler.startswith("site:"):
+                return self._send_representation(self.app.site.get(
+                    route.handler[5:], path_query(self.path), self._origin(), **dict(route.args), **captured))
+            getattr(self, route.handler)(body=body, **dict(route.args), **captured)
         except _AlreadyAnswered:
             pass
         except (HttpError, StatusThingError) as exc:
@@ -4476,81 +5369,82 @@ class Handler(BaseHTTPRequestHandler):
     def _rpc(self, method, body):
         if self.command == "POST":
             return self._respond_rpc(method, self._content_type(), self._decode_content_encoding(body))
+        if self.command in ("GET", "HEAD") and method.reads_only:
+            return self._respond_rpc_get(method)
         if self.command == "OPTIONS" and self.headers.get("Origin") in self.app.config.cors_origins:
             # A CORS preflight from an origin the operator allowed with --cors-origin.
             return self._respond(204, TEXT, b"", (
-                ("Access-Control-Allow-Methods", "POST"),
+                ("Access-Control-Allow-Methods", "GET, POST" if method.reads_only else "POST"),
                 ("Access-Control-Allow-Headers", "Content-Type, Authorization, Connect-Protocol-Version, "
                                                  "Connect-Timeout-Ms, Content-Encoding, Accept-Encoding"),
                 ("Access-Control-Max-Age", "600")))
-        raise HttpError(405, f"{self.command} is not allowed here; use POST", (("Allow", "POST"),))
+        allowed = "GET, POST" if method.reads_only else "POST"
+        raise HttpError(405, f"{self.command} is not allowed here; use {allowed}", (("Allow", allowed),))
+
+    def _respond_rpc_get(self, method):
+        """A read sent as a Connect GET (``?connect=v1&encoding=json|proto&message=…[&base64=1][&compression=gzip]``):
+        answered as a Representation, so browsers and CDNs can cache it and ask again with If-None-Match."""
+        raw = {name: value for name, value in urllib.parse.parse_qsl(path_query(self.path), keep_blank_values=True,
+                                                                     encoding="latin-1")}
+        if raw.get("connect", "v1") != "v1":
+            raise InvalidArgument(f"connect={raw['connect']} is not supported; send connect=v1")
+        if "encoding" not in raw or "message" not in raw:
+            raise InvalidArgument("a GET needs the encoding and message query parameters")
+        content_type = {"json": JSON, "proto": PROTO}.get(raw["encoding"])
+        if content_type is None:
+            raise HttpError(415, f"unsupported encoding {raw['encoding']}; use json or proto",
+                            (("Accept-Post", f"{JSON}, {PROTO}"),))
+        message = raw["message"].encode("latin-1")  # (the percent-decoded bytes, as sent)
+        if raw.get("base64") == "1":
+            try:
+                message = base64.b64decode(message + b"=" * (-len(message) % 4), altchars=b"-_", validate=True)
+            except (ValueError, binascii.Error):
+                raise InvalidArgument("message is not URL-safe base64") from None
+        compression = raw.get("compression", "identity")
+        if compression == "gzip":
+            message = gunzip_limited(message, MAX_REQUEST_BYTES)
+        elif compression != "identity":
+            raise UnsupportedEncoding(f"compression {compression} is not supported; use gzip or identity")
+        deadline = self._deadline()
+        key = ("GET", "connect", method.path, content_type, message)
+        representation = self.app.answers.get(key, lambda: Representation.of(
+            run_rpc(self.app, method, decode(content_type, message, method.request_class), None, content_type,
+                    MAX_CONNECT_ANSWER_BYTES), content_type, PAGE_MAX_AGE, self.app.answers.previous(key)),
+            size=lambda kept: kept.size + len(message))
+        _check_deadline(deadline)
+        self._send_representation(representation)
+
+    def _deadline(self):
+        """When the client stops waiting (time.monotonic), from Connect-Timeout-Ms; None without one."""
+        value = self.headers.get("Connect-Timeout-Ms")
+        if value is None:
+            return None
+        value = value.strip()
+        if not (value.isascii() and value.isdigit() and len(value) <= 10 and int(value) > 0):
+            raise InvalidArgument("Connect-Timeout-Ms must be a positive whole number of at most 10 digits")
+        return self.started_monotonic + int(value) / 1000
 
     # -- the routes ----------------------------------------------------------------------------------------------
 
-    def page_status(self, body):
-        app = self.app
+    def metrics(self, body):
+        self._metrics_reader()
+        body = self.app.site.metrics(self.app.service.database_size())
+        gzip_ok = accepts_gzip(self.headers.get("Accept-Encoding", "")) and len(body) >= GZIP_MIN_BYTES
+        self._respond(200, PROMETHEUS, gzip_fast(body) if gzip_ok else body, (
+            ("Cache-Control", "no-store"), *((("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding"))
+                                             if gzip_ok else ())))
 
-        def render(template):
-            now, zone = CLOCK.wall_ns(), app.service.zone
-            days = day_window(zone, now, PAST_INCIDENT_DAYS)[::-1]
-            incidents = incidents_by_day_html(app.service.incidents_by_day(days, INCIDENTS_SHOWN_A_DAY), zone, now)
-            return render_status_page(template, app.config.title, app.item_answers.front_page(now), incidents,
-                                      zone.name, now)
-        self._respond_page(("status",), render)
+    def healthz(self, body):
+        self._respond(200, JSON, b'{"status":"ok"}', (("Cache-Control", "no-store"),), quiet=True)
 
-    def page_item(self, body, item_id):
-        query = self._query(("before", "day"))
-        day = parse_day(query["day"]) if query["day"] else None
-        service = self.app.service
-
-        def render(template):
-            item, entries, older = service.item_timeline(item_id, query["before"], day)
-            uptime, zone_name = service.get_uptime([item_id], BAR_DAYS)
-            days = uptime[0].days
-            window = [datetime.date.fromisoformat(uptime_day.date) for uptime_day in days]
-            incidents = service.bar_inputs([item_id], window)[item_id][1]
-            on_day = next((uptime_day for uptime_day in days if day and uptime_day.date == day.isoformat()), None)
-            return render_item_page(template, self.app.config.title, zone_name, item, uptime_bar(item, days, incidents),
-                                    entries, older, day, on_day)
-        self._respond_page(("item", item_id, query["before"], query["day"]), render)
-
-    def page_history(self, body):
-        query = self._query(("month", "day"))
-        service, now = self.app.service, CLOCK.wall_ns()
-        this_month = service.zone.day_of(now).replace(day=1)
-        if query["day"]:
-            day = parse_day(query["day"])
-            render = functools.partial(self._render_history_day, day)
-            key = ("history-day", day.isoformat())
-        else:
-            month = parse_month(query["month"]) if query["month"] else this_month
-            render = functools.partial(self._render_history_month, month)
-            key = ("history", month.isoformat())
-        self._respond_page(key, render)
-
-    def _render_history_month(self, month, template):
-        service, now = self.app.service, CLOCK.wall_ns()
-        after = (month + datetime.timedelta(days=32)).replace(day=1)
-        days = [after - datetime.timedelta(days=back) for back in range(1, (after - month).days + 1)]
-        valid_until(service.zone.start_ns(after))  # (the month's days so far, and whether a later month exists)
-        return render_history_page(template, self.app.config.title, service.zone, month,
-                                   service.incidents_by_day(days, HISTORY_SHOWN_A_DAY), now,
-                                   service.first_incident_day())
-
-    def _render_history_day(self, day, template):
-        service, now = self.app.service, CLOCK.wall_ns()
-        return render_history_page(template, self.app.config.title, service.zone, day,
-                                   service.incidents_by_day([day], HISTORY_SHOWN_ONE_DAY), now,
-                                   service.first_incident_day(),
-                                   one_day=True)
-
-    def _query(self, names):
-        """The query string's values of ``names`` ("" when absent); InvalidArgument for a name given twice."""
-        values = urllib.parse.parse_qs(self.path.partition("?")[2], keep_blank_values=True)
-        for name in names:
-            if len(values.get(name, ())) > 1:
-                raise InvalidArgument(f"{name} is given more than once")
-        return {name: values.get(name, [""])[0] for name in names}
+    def readyz(self, body):
+        if self.app.listener.draining:
+            raise Unavailable("the server is stopping")
+        try:
+            self.app.service.check_ready()
+        except StatusThingError as exc:
+            raise Unavailable(f"the database does not answer: {exc.message}") from None
+        self._respond(200, JSON, b'{"status":"ready"}', (("Cache-Control", "no-store"),), quiet=True)
 
     def page_admin(self, body):
         self._admin_user()
@@ -4563,7 +5457,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def admin_audit(self, body):
         self._admin_user()
-        query = self._query(("limit", "before", "item", "actor"))
+        query = query_values(path_query(self.path), ("limit", "before", "item", "actor"))
         if len(query["item"]) > MAX_ID_CHARS or len(query["actor"]) > MAX_NAME_CHARS:
             raise InvalidArgument("item or actor is longer than any there is")
         limit, before = (_query_number(query[name], name, low, high) for name, low, high in (
@@ -4721,7 +5615,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _respond_rpc(self, method, content_type, body):
         gzip_ok = accepts_gzip(self.headers.get("Accept-Encoding", ""))
+        deadline = self._deadline()
         actor = None if method.reads_only else self._writer()
+        _check_deadline(deadline)  # (a write only starts while the client still waits for it)
 
         def answer():
             payload = run_rpc(self.app, method, decode(content_type, body, method.request_class), actor,
@@ -4735,14 +5631,12 @@ class Handler(BaseHTTPRequestHandler):
                                                     size=lambda kept: len(kept[0]))
         else:
             payload, headers = answer()
+        if method.reads_only:
+            _check_deadline(deadline)
         self._respond(200, content_type, payload, headers)
 
-    def _respond_cached(self, key, build):
-        """Answer a GET from the Representation kept under ``key``; ``build(previous)`` makes a new one (or raises
-        NotFound). Conditional requests, gzip and HEAD are handled here for every content type."""
-        key = ("GET",) + key
-        representation = self.app.answers.get(key, lambda: build(self.app.answers.previous(key)),
-                                              size=lambda kept: kept.size)
+    def _send_representation(self, representation):
+        """Answer a GET with a Representation: conditional requests, gzip and HEAD, for every content type."""
         headers = [("ETag", representation.etag), ("Last-Modified", representation.last_modified),
                    ("Cache-Control", representation.cache_control), *representation.headers]
         if representation.compressible:
@@ -4755,13 +5649,28 @@ class Handler(BaseHTTPRequestHandler):
             return self._respond(304, representation.content_type, b"", headers)
         self._respond(200, representation.content_type, body, headers)
 
-    def _respond_page(self, key, render):
-        """A public page, rendered once per change of data (and, in devmode, of its template)."""
-        template = self.app.assets.get("status.html")
-        if self.app.config.devmode:
-            key += (hashlib.sha256(template.encode()).hexdigest(),)
-        self._respond_cached(("page",) + key, lambda previous: Representation.of(
-            render(template), HTML, f"public, max-age={PAGE_MAX_AGE_S}", previous, PAGE_SECURITY_HEADERS))
+    def _origin(self):
+        """The origin absolute links are written with: --public-url's, else the one this request was sent to."""
+        config = self.app.config
+        if config.public_origin:
+            return config.public_origin
+        host = host_behind_proxies(self.client_address[0], self.headers, config.trusted_proxies)
+        if not _HOST.fullmatch(host):
+            host = "localhost"  # (a Host header no browser sends: not copied into what others may be served)
+        return f"{scheme_behind_proxies(self.client_address[0], self.headers, config.trusted_proxies)}://{host.lower()}"
+
+    def _metrics_reader(self):
+        """/metrics is for --metrics-token's bearer, an API token, or this machine."""
+        config, authorization = self.app.config, self.headers.get("Authorization") or ""
+        if config.metrics_token and hmac.compare_digest(authorization.encode(),
+                                                        f"Bearer {config.metrics_token}".encode()):
+            return
+        if authorization.startswith("Bearer "):
+            self.app.accounts.authenticate(authorization, self.client)
+            return
+        if ipaddress.ip_address(self.client).is_loopback:
+            return
+        raise Unauthenticated("/metrics needs a bearer token (--metrics-token, or an API token)")
 
     def _respond_json(self, value):
         self._respond(200, JSON, json.dumps(value, ensure_ascii=False).encode(), (("Cache-Control", "no-store"),))
@@ -4777,7 +5686,7 @@ class Handler(BaseHTTPRequestHandler):
                                                            self.error_form)
         self._respond(status, content_type, body, headers, code=getattr(error, "code", None))
 
-    def _respond(self, status, content_type, body, headers=(), code=None):
+    def _respond(self, status, content_type, body, headers=(), code=None, quiet=False):
         if self.app.listener.draining:
             self.close_connection = True
         headers = list(headers)
@@ -4788,11 +5697,15 @@ class Handler(BaseHTTPRequestHandler):
         head = response_head(status, content_type, None if status == 304 else len(body), headers,
                              self.close_connection)
         send_all(self.connection, (head, b"" if self.command == "HEAD" or status == 304 else body))
-        self._log(status, code)
+        self._log(status, code, quiet)
 
-    def _log(self, status, code=None):
+    def _log(self, status, code=None, quiet=False):
+        """Log the request (``quiet``: health checks, which are only counted)."""
         started = getattr(self, "started", None)
         duration = round((time.perf_counter() - started) * 1000, 3) if started else None
+        if quiet:
+            REQUEST_METRICS.observe("http", self.command, status, duration / 1000 if duration is not None else None)
+            return
         log_request("http", self.command, getattr(self, "path", None), status, code, duration, self.client)
 
 
@@ -4836,12 +5749,19 @@ def _grpc_unary_handler(method, app):
             return run_rpc(app, method, decode_binary(request_bytes, method.request_class), actor, PROTO,
                            MAX_GRPC_ANSWER_BYTES)
 
+        remaining = context.time_remaining()
+        deadline = None if remaining is None else time.monotonic() + remaining
         try:
             if method.reads_only:
                 if len(request_bytes) > MAX_CACHED_REQUEST_BYTES:
-                    return answer(None)
-                return app.answers.get(("grpc", method.path, request_bytes), lambda: answer(None))
-            return answer(app.accounts.authenticate(metadata.get("authorization"), client))
+                    payload = answer(None)
+                else:
+                    payload = app.answers.get(("grpc", method.path, request_bytes), lambda: answer(None))
+                _check_deadline(deadline)
+                return payload
+            actor = app.accounts.authenticate(metadata.get("authorization"), client)
+            _check_deadline(deadline)  # (a write only starts while the client still waits for it)
+            return answer(actor)
         except Exception as exc:
             if not isinstance(exc, StatusThingError):
                 log_internal_error(exc, method.path)
@@ -4851,8 +5771,9 @@ def _grpc_unary_handler(method, app):
                 context.set_trailing_metadata((("retry-after", str(exc.retry_after_s)),))
             context.abort(CODES[exc.code].grpc, exc.message)
         finally:
-            log(protocol="grpc", method=method.path, code=code,
-                duration_ms=round((time.perf_counter() - started) * 1000, 3), remote=client)
+            seconds = time.perf_counter() - started
+            REQUEST_METRICS.observe("grpc", method.name, code, seconds)
+            log(protocol="grpc", method=method.path, code=code, duration_ms=round(seconds * 1000, 3), remote=client)
 
     return grpc.unary_unary_rpc_method_handler(handle)  # (no (de)serializers: bytes in, bytes out)
 
@@ -5197,9 +6118,16 @@ class App:
         self.service = StatusThingService(self.store, TimeZone(config.timezone))
         self.answers = AnswerCache(self.service.generation)
         self.item_answers = ItemAnswers(self.service, self.answers)
+        self.site = Site(config, self.assets, self.service, self.answers, self.item_answers)
         self.service.on_item_deleted.append(self._forget_item)
         self._stopping = threading.Event()
         self._janitor = threading.Thread(target=self._purge_deleted_notes, name="janitor", daemon=True)
+        if config.export_dir and not config.public_url:
+            self.store.close()
+            self.listener.server_close()
+            raise StartupError("--export-dir needs --public-url: where the copy is served (its feeds and JSON carry "
+                               "absolute links)")
+        self._exporter = threading.Thread(target=self._keep_exported, name="exporter", daemon=True)
         self._grpc_folder = tempfile.mkdtemp(prefix="statusthing-grpc-")  # mode 0700: this user only
         socket_path = os.path.join(self._grpc_folder, "grpc.sock")
         self.grpc_server = build_grpc_server(self, config.devmode, socket_path)
@@ -5214,10 +6142,13 @@ class App:
     def start(self):
         if self.service.tally_uptime_in_zone():
             log(event="uptime_tallied", time_zone=self.service.zone.name)
+        self.service.page_identity()  # (made now, so that no read ever writes it)
         self.grpc_server.start()
         self._serve_thread.start()
         self.service.purges_waiting.set()  # (purges a previous run left unfinished)
         self._janitor.start()
+        if self.config.export_dir:
+            self._exporter.start()
 
     def _forget_item(self, item_id):
         self.item_answers.forget(item_id)
@@ -5239,6 +6170,30 @@ class App:
             except Exception as exc:
                 log_internal_error(exc, "janitor")
 
+    def _keep_exported(self):
+        """Export the public site to --export-dir at start, after every change of data (by anyone), and when what
+        it shows moves with the clock (today's figures, midnight)."""
+        exporter = Exporter(self.site, self.config.public_origin)
+        seen, until = None, math.inf
+        while True:
+            generation = self.service.generation()
+            if generation != seen or CLOCK.wall_ns() >= until:
+                started = time.perf_counter()
+                _VALIDITY.limits.append(math.inf)
+                try:
+                    written = exporter.publish(self.config.export_dir)
+                    seen = generation
+                    log(event="exported", path=os.path.abspath(self.config.export_dir), files=written,
+                        duration_ms=round((time.perf_counter() - started) * 1000, 1))
+                except (OSError, StatusThingError, StartupError) as exc:  # (the next round tries again)
+                    log(level="warning", event="export_failed", error=str(exc))
+                except Exception as exc:
+                    log_internal_error(exc, "exporter")
+                finally:
+                    until = _VALIDITY.limits.pop()
+            if self._stopping.wait(EXPORT_CHECK_S):
+                return
+
     def stop(self, grace=SHUTDOWN_GRACE_S):
         """Stop taking connections, let requests in flight finish (up to ``grace`` seconds), close the database."""
         self._stopping.set()
@@ -5251,6 +6206,8 @@ class App:
         self.listener.server_close()
         if self._janitor.is_alive():
             self._janitor.join(grace)
+        if self._exporter.is_alive():
+            self._exporter.join(grace)
         self.store.close()
         shutil.rmtree(self._grpc_folder, ignore_errors=True)
 
@@ -5327,6 +6284,12 @@ def _build_parser(environ):
     flags.add("--public-url", "", metavar="URL",
               help="where people reach the server, e.g. https://status.example.com behind a reverse proxy: browser "
                    "writes may come from that origin, and links that leave the page use it")
+    flags.add("--metrics-token", "", metavar="TOKEN",
+              help="a bearer token that may read /metrics, for a Prometheus elsewhere (API tokens and requests from "
+                   "this machine may too)")
+    flags.add("--export-dir", "", metavar="DIR",
+              help="keep a static copy of the public site at DIR (a link to the latest complete copy), written again "
+                   "after every change; needs --public-url, where the copy is served")
     flags.add("--trusted-proxy", repeatable=True, metavar="ADDRESS_OR_CIDR",
               help="a reverse proxy (e.g. 127.0.0.1) whose Forwarded / X-Forwarded-For headers say who the client "
                    "is, for the log, the audit trail and login throttling; repeatable; none by default")
@@ -5373,6 +6336,9 @@ def _build_parser(environ):
     token_commands.add_parser("list", parents=[db], help="list tokens: label, created, last used")
     token_commands.add_parser("revoke", parents=[db], help="revoke a token").add_argument("label")
 
+    export = commands.add_parser("export", parents=[db], help="write the public site as static files to DIR (a "
+                                                               "link to the copy, replaced in one step)")
+    export.add_argument("dir", metavar="DIR")
     audit = commands.add_parser("audit", parents=[db], help="print the audit trail, newest last")
     audit.add_argument("--limit", type=int, default=50, metavar="N", help="how many entries (default 50)")
     audit.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -5471,6 +6437,29 @@ def run_command(args, config):
         store.close()
 
 
+def run_export(args, config):
+    """``statusthing export DIR``: the public site of the server's database, as static files; the exit code."""
+    if config.db_path == MEMORY_DB:
+        raise StartupError("export needs the server's database file")
+    if not config.public_url:
+        raise StartupError("export needs --public-url: where the files will be served (feeds and the Statuspage "
+                           "JSON carry absolute links)")
+    store = open_store(config.db_path, create=False, durability=config.durability)
+    try:
+        service = StatusThingService(store, TimeZone(config.timezone))
+        service.tally_uptime_in_zone()
+        answers = AnswerCache(service.generation)
+        site = Site(config, Assets(), service, answers, ItemAnswers(service, answers))
+        written = Exporter(site, config.public_origin).publish(args.dir)
+    except (OSError, StatusThingError) as exc:
+        print(f"statusthing: export failed: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    print(f"exported {written} files of {os.path.abspath(config.db_path)} to {os.path.abspath(args.dir)}")
+    return 0
+
+
 def _password_command(program, db_path):
     """The exact command that changes the admin password of this server's database."""
     if db_path == MEMORY_DB:
@@ -5541,6 +6530,8 @@ def main(argv=None, environ=None):
     if environ.get("STATUSTHING_CLOCK"):  # (tests: the time is the one written in that file)
         CLOCK.follow_file(environ["STATUSTHING_CLOCK"])
     try:
+        if args.command == "export":
+            return run_export(args, dataclasses.replace(_server_config(args, environ), db_path=args.db))
         if args.command:
             return run_command(args, Config(db_path=args.db))
         return serve(_server_config(args, environ), sys.argv[0])
@@ -5569,7 +6560,8 @@ def _server_config(args, environ):
                   durability=args.durability, timezone=checked("--timezone", _valid_time_zone, args.timezone),
                   public_url=checked("--public-url", parse_public_url, args.public_url) if args.public_url else "",
                   trusted_proxies=tuple(checked("--trusted-proxy", parse_trusted_proxy, proxy)
-                                        for proxy in args.trusted_proxy))
+                                        for proxy in args.trusted_proxy),
+                  metrics_token=args.metrics_token, export_dir=args.export_dir)
 
 
 # ==================================================================================================================

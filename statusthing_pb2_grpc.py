@@ -27,7 +27,10 @@ if _version_not_supported:
 
 
 class ItemsServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Every Get and List RPC has no side effects (idempotency_level NO_SIDE_EFFECTS): Connect clients may send them
+    as GET requests, which browsers and CDNs can cache. The wire format is unchanged.
+
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -63,7 +66,10 @@ class ItemsServiceStub:
 
 
 class ItemsServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Every Get and List RPC has no side effects (idempotency_level NO_SIDE_EFFECTS): Connect clients may send them
+    as GET requests, which browsers and CDNs can cache. The wire format is unchanged.
+
+    """
 
     def GetItem(self, request, context):
         """Missing associated documentation comment in .proto file."""
@@ -132,7 +138,10 @@ def add_ItemsServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ItemsService:
-    """Missing associated documentation comment in .proto file."""
+    """Every Get and List RPC has no side effects (idempotency_level NO_SIDE_EFFECTS): Connect clients may send them
+    as GET requests, which browsers and CDNs can cache. The wire format is unchanged.
+
+    """
 
     @staticmethod
     def GetItem(request,

@@ -122,11 +122,17 @@ def test_unsupported_content_type_is_415(shared_server, content_type):
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
 def test_other_methods_on_an_rpc_path_are_405(shared_server, method):
+    """Writes take POST only; reads take GET too (Connect GET, tests/test_connect_get.py)."""
     conn = shared_server.http()
-    conn.request(method, LIST)
+    conn.request(method, "/statusthing.v1.ItemsService/AddItem")
     response = conn.getresponse()
     response.read()
     assert response.status == 405 and response.headers["Allow"] == "POST"
+    if method != "GET":
+        conn.request(method, LIST)
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 405 and response.headers["Allow"] == "GET, POST"
 
 
 def test_unknown_path_is_404(shared_server):
@@ -295,6 +301,9 @@ def test_malformed_requests_get_a_real_answer_and_a_close(shared_server, name):
 @pytest.mark.parametrize("method", ["TRACE", "PROPFIND", "post", "PATCH", "FOO"])
 def test_any_other_method_on_an_rpc_path_is_405(shared_server, method):
     answer = raw_exchange(shared_server, raw([f"{method} {LIST} HTTP/1.1", "Host: x", "Connection: close"]))
+    assert answer.startswith(b"HTTP/1.1 405 ") and b"\r\nAllow: GET, POST\r\n" in answer  # (a read)
+    answer = raw_exchange(shared_server, raw([f"{method} /statusthing.v1.ItemsService/AddItem HTTP/1.1", "Host: x",
+                                              "Connection: close"]))
     assert answer.startswith(b"HTTP/1.1 405 ") and b"\r\nAllow: POST\r\n" in answer
     answer = raw_exchange(shared_server, raw([f"{method} / HTTP/1.1", "Host: x", "Connection: close"]))
     assert answer.startswith(b"HTTP/1.1 405 ") and b"\r\nAllow: GET, HEAD\r\n" in answer
