@@ -3,15 +3,17 @@
 Run ``python statusthing.py`` (or the installed ``statusthing``) and the statusthing.v1 API (four services, 18
 unary RPCs, see services.proto) is served on one address, 127.0.0.1:9000 by default, in three ways: gRPC, and the
 Connect protocol over HTTP/1.1 with JSON or binary protobuf bodies. Beside it, on the same address: the public
-status pages (``/``, ``/items/<id>``, ``/history``) and the admin page (``/admin``). Data lives in SQLite
-(./statusthing.db by default) behind numbered migrations.
+status pages (``/``, ``/items/<id>``, ``/history``, ``/incidents/<id>``), what other tools read (Statuspage's
+``/api/v2/*.json``, ``/history.atom`` and ``.rss``, badges, ``/metrics``, ``/healthz``, ``/readyz``), and the admin
+page (``/admin``). Data lives in SQLite (./statusthing.db by default) behind numbered migrations.
 
 Data flows one way, and errors flow back through one funnel per transport:
 
     Connect:  Handler -> codec (decode) -> [Accounts, for writes] -> RPC binding -> StatusThingService -> Store
     gRPC:     grpcio (decode) -> [Accounts, for writes] -> RPC binding -> StatusThingService -> Store
     reads about many items (ListItems, GetUptime, the front page): ItemAnswers -> per-item parts kept by version
-    pages:    Handler -> StatusThingService / ItemAnswers (reads) -> render (assets) -> kept until data or clock moves
+    public GETs (pages, Statuspage JSON, feeds, badges): Handler -> Site -> service / ItemAnswers -> render ->
+              a Representation kept until the data or the clock moves it (export writes the same ones to files)
     errors:   StatusThingError (carries its code) -> CODES -> Connect error JSON | gRPC status
 
 One listening socket serves both transports: each new connection is peeked at, and one that opens with the HTTP/2
@@ -19,18 +21,19 @@ preface (as gRPC clients do) is relayed to the grpcio server listening on a priv
 follow the database (any process's commit) and the clock; the Store is an interface (section 4) that SQLite
 implements (section 5). History (section 6) is pure computation over status changes and per-day tallies.
 
-What it does not do: TLS (put it behind a reverse proxy), streaming RPCs (there are none), Connect GET requests.
+What it does not do: TLS (put it behind a reverse proxy), streaming RPCs (there are none).
 
 Sections (``grep -n '^# [0-9]' statusthing.py``):
-    1. Constants and configuration       10. Kept answers
-    2. Errors and the code table         11. Codec: protobuf <-> Connect wire
-    3. Clock and ids                     12. Pages: public status pages, the admin page
-    4. Storage: the interface            13. Request log
-    5. Storage: SQLite                   14. HTTP: answers, routes, the handler
-    6. History: conditions, days, uptime 15. gRPC: servicer, reflection, relay
-    7. Domain service                    16. Assembly: App, listener, command line
-    8. Accounts: users, tokens, creds    17. Embedded assets (generated)
-    9. RPC bindings
+    1. Constants and configuration       11. Codec: protobuf <-> Connect wire
+    2. Errors and the code table         12. Pages: public status pages, the admin page
+    3. Clock and ids                     13. Outside formats: Statuspage JSON, feeds, badges, metrics
+    4. Storage: the interface            14. Request log (and request metrics)
+    5. Storage: SQLite                   15. Site: every public GET answer, and the static export
+    6. History: conditions, days, uptime 16. HTTP: answers, routes, the handler
+    7. Domain service                    17. gRPC: servicer, reflection, relay
+    8. Accounts: users, tokens, creds    18. Assembly: App, listener, command line
+    9. RPC bindings                      19. Embedded assets (generated)
+   10. Kept answers
 """
 
 from __future__ import annotations
@@ -4336,7 +4339,7 @@ def prometheus_family(name, kind, help_text, samples):
 
 
 # ==================================================================================================================
-# 13. Request log
+# 14. Request log
 # ==================================================================================================================
 # One JSON line per request on stdout, for people and for log shippers alike.
 
@@ -4476,7 +4479,7 @@ def log_internal_error(exc, where):
 
 
 # ==================================================================================================================
-# 14b. Site: every public GET answer
+# 15. Site: every public GET answer, and the static export
 # ==================================================================================================================
 # The public pages and outside formats as Representations, kept until the data (or the clock) moves them; the same
 # for a request (the Handler) and for a static export. Each answer is a function of the path's query and the
@@ -4847,7 +4850,7 @@ class Exporter:
 
 
 # ==================================================================================================================
-# 14. HTTP: answers, routes, the handler
+# 16. HTTP: answers, routes, the handler
 # ==================================================================================================================
 
 _REASONS = {status.value: status.phrase for status in http.HTTPStatus}
@@ -5726,7 +5729,7 @@ def _drain_briefly(sock, limit=4 * MAX_REQUEST_BYTES, seconds=2.0):
 
 
 # ==================================================================================================================
-# 15. gRPC: servicer, reflection, relay
+# 17. gRPC: servicer, reflection, relay
 # ==================================================================================================================
 
 REFLECTION_SERVICES = ("grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection")
@@ -5913,7 +5916,7 @@ class GrpcRelay:
 
 
 # ==================================================================================================================
-# 16. Assembly: App, listener, command line
+# 18. Assembly: App, listener, command line
 # ==================================================================================================================
 
 HTTP2_PREFACE_START = b"PRI"  # "PRI * HTTP/2.0\r\n..."; no HTTP/1.1 method starts with these three bytes
@@ -6565,7 +6568,7 @@ def _server_config(args, environ):
 
 
 # ==================================================================================================================
-# 17. Embedded assets (generated)
+# 19. Embedded assets (generated)
 # ==================================================================================================================
 # --- BEGIN EMBEDDED ASSETS (generated by tools/embed_assets.py from assets/; edit those files) ---
 EMBEDDED_ASSETS = {
