@@ -27,8 +27,9 @@ if _version_not_supported:
 
 
 class ItemsServiceStub:
-    """Every Get and List RPC has no side effects (idempotency_level NO_SIDE_EFFECTS): Connect clients may send them
-    as GET requests, which browsers and CDNs can cache. The wire format is unchanged.
+    """Every public read (the Get and List RPCs but WebhookService's) has no side effects (idempotency_level
+    NO_SIDE_EFFECTS): Connect clients may send them as GET requests, which browsers and CDNs can cache. The wire
+    format is unchanged.
 
     """
 
@@ -66,8 +67,9 @@ class ItemsServiceStub:
 
 
 class ItemsServiceServicer:
-    """Every Get and List RPC has no side effects (idempotency_level NO_SIDE_EFFECTS): Connect clients may send them
-    as GET requests, which browsers and CDNs can cache. The wire format is unchanged.
+    """Every public read (the Get and List RPCs but WebhookService's) has no side effects (idempotency_level
+    NO_SIDE_EFFECTS): Connect clients may send them as GET requests, which browsers and CDNs can cache. The wire
+    format is unchanged.
 
     """
 
@@ -138,8 +140,9 @@ def add_ItemsServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ItemsService:
-    """Every Get and List RPC has no side effects (idempotency_level NO_SIDE_EFFECTS): Connect clients may send them
-    as GET requests, which browsers and CDNs can cache. The wire format is unchanged.
+    """Every public read (the Get and List RPCs but WebhookService's) has no side effects (idempotency_level
+    NO_SIDE_EFFECTS): Connect clients may send them as GET requests, which browsers and CDNs can cache. The wire
+    format is unchanged.
 
     """
 
@@ -673,6 +676,500 @@ class HistoryService:
             '/statusthing.v1.HistoryService/ListIncidents',
             services__pb2.ListIncidentsRequest.SerializeToString,
             services__pb2.ListIncidentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class MaintenanceServiceStub:
+    """Planned work (writes need credentials; reads are public).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.AddMaintenance = channel.unary_unary(
+                '/statusthing.v1.MaintenanceService/AddMaintenance',
+                request_serializer=services__pb2.AddMaintenanceRequest.SerializeToString,
+                response_deserializer=services__pb2.AddMaintenanceResponse.FromString,
+                _registered_method=True)
+        self.GetMaintenance = channel.unary_unary(
+                '/statusthing.v1.MaintenanceService/GetMaintenance',
+                request_serializer=services__pb2.GetMaintenanceRequest.SerializeToString,
+                response_deserializer=services__pb2.GetMaintenanceResponse.FromString,
+                _registered_method=True)
+        self.ListMaintenances = channel.unary_unary(
+                '/statusthing.v1.MaintenanceService/ListMaintenances',
+                request_serializer=services__pb2.ListMaintenancesRequest.SerializeToString,
+                response_deserializer=services__pb2.ListMaintenancesResponse.FromString,
+                _registered_method=True)
+        self.UpdateMaintenance = channel.unary_unary(
+                '/statusthing.v1.MaintenanceService/UpdateMaintenance',
+                request_serializer=services__pb2.UpdateMaintenanceRequest.SerializeToString,
+                response_deserializer=services__pb2.UpdateMaintenanceResponse.FromString,
+                _registered_method=True)
+        self.DeleteMaintenance = channel.unary_unary(
+                '/statusthing.v1.MaintenanceService/DeleteMaintenance',
+                request_serializer=services__pb2.DeleteMaintenanceRequest.SerializeToString,
+                response_deserializer=services__pb2.DeleteMaintenanceResponse.FromString,
+                _registered_method=True)
+
+
+class MaintenanceServiceServicer:
+    """Planned work (writes need credentials; reads are public).
+    """
+
+    def AddMaintenance(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMaintenance(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMaintenances(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateMaintenance(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteMaintenance(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_MaintenanceServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'AddMaintenance': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddMaintenance,
+                    request_deserializer=services__pb2.AddMaintenanceRequest.FromString,
+                    response_serializer=services__pb2.AddMaintenanceResponse.SerializeToString,
+            ),
+            'GetMaintenance': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMaintenance,
+                    request_deserializer=services__pb2.GetMaintenanceRequest.FromString,
+                    response_serializer=services__pb2.GetMaintenanceResponse.SerializeToString,
+            ),
+            'ListMaintenances': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMaintenances,
+                    request_deserializer=services__pb2.ListMaintenancesRequest.FromString,
+                    response_serializer=services__pb2.ListMaintenancesResponse.SerializeToString,
+            ),
+            'UpdateMaintenance': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateMaintenance,
+                    request_deserializer=services__pb2.UpdateMaintenanceRequest.FromString,
+                    response_serializer=services__pb2.UpdateMaintenanceResponse.SerializeToString,
+            ),
+            'DeleteMaintenance': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteMaintenance,
+                    request_deserializer=services__pb2.DeleteMaintenanceRequest.FromString,
+                    response_serializer=services__pb2.DeleteMaintenanceResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'statusthing.v1.MaintenanceService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('statusthing.v1.MaintenanceService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class MaintenanceService:
+    """Planned work (writes need credentials; reads are public).
+    """
+
+    @staticmethod
+    def AddMaintenance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/statusthing.v1.MaintenanceService/AddMaintenance',
+            services__pb2.AddMaintenanceRequest.SerializeToString,
+            services__pb2.AddMaintenanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMaintenance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/statusthing.v1.MaintenanceService/GetMaintenance',
+            services__pb2.GetMaintenanceRequest.SerializeToString,
+            services__pb2.GetMaintenanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMaintenances(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/statusthing.v1.MaintenanceService/ListMaintenances',
+            services__pb2.ListMaintenancesRequest.SerializeToString,
+            services__pb2.ListMaintenancesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateMaintenance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/statusthing.v1.MaintenanceService/UpdateMaintenance',
+            services__pb2.UpdateMaintenanceRequest.SerializeToString,
+            services__pb2.UpdateMaintenanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteMaintenance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/statusthing.v1.MaintenanceService/DeleteMaintenance',
+            services__pb2.DeleteMaintenanceRequest.SerializeToString,
+            services__pb2.DeleteMaintenanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class WebhookServiceStub:
+    """Who is told of events (every RPC needs credentials: webhooks are the operator's own business).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.AddWebhook = channel.unary_unary(
+                '/statusthing.v1.WebhookService/AddWebhook',
+                request_serializer=services__pb2.AddWebhookRequest.SerializeToString,
+                response_deserializer=services__pb2.AddWebhookResponse.FromString,
+                _registered_method=True)
+        self.ListWebhooks = channel.unary_unary(
+                '/statusthing.v1.WebhookService/ListWebhooks',
+                request_serializer=services__pb2.ListWebhooksRequest.SerializeToString,
+                response_deserializer=services__pb2.ListWebhooksResponse.FromString,
+                _registered_method=True)
+        self.DeleteWebhook = channel.unary_unary(
+                '/statusthing.v1.WebhookService/DeleteWebhook',
+                request_serializer=services__pb2.DeleteWebhookRequest.SerializeToString,
+                response_deserializer=services__pb2.DeleteWebhookResponse.FromString,
+                _registered_method=True)
+        self.ListDeliveries = channel.unary_unary(
+                '/statusthing.v1.WebhookService/ListDeliveries',
+                request_serializer=services__pb2.ListDeliveriesRequest.SerializeToString,
+                response_deserializer=services__pb2.ListDeliveriesResponse.FromString,
+                _registered_method=True)
+        self.TestWebhook = channel.unary_unary(
+                '/statusthing.v1.WebhookService/TestWebhook',
+                request_serializer=services__pb2.TestWebhookRequest.SerializeToString,
+                response_deserializer=services__pb2.TestWebhookResponse.FromString,
+                _registered_method=True)
+
+
+class WebhookServiceServicer:
+    """Who is told of events (every RPC needs credentials: webhooks are the operator's own business).
+    """
+
+    def AddWebhook(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWebhooks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteWebhook(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDeliveries(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TestWebhook(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_WebhookServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'AddWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddWebhook,
+                    request_deserializer=services__pb2.AddWebhookRequest.FromString,
+                    response_serializer=services__pb2.AddWebhookResponse.SerializeToString,
+            ),
+            'ListWebhooks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhooks,
+                    request_deserializer=services__pb2.ListWebhooksRequest.FromString,
+                    response_serializer=services__pb2.ListWebhooksResponse.SerializeToString,
+            ),
+            'DeleteWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteWebhook,
+                    request_deserializer=services__pb2.DeleteWebhookRequest.FromString,
+                    response_serializer=services__pb2.DeleteWebhookResponse.SerializeToString,
+            ),
+            'ListDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeliveries,
+                    request_deserializer=services__pb2.ListDeliveriesRequest.FromString,
+                    response_serializer=services__pb2.ListDeliveriesResponse.SerializeToString,
+            ),
+            'TestWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.TestWebhook,
+                    request_deserializer=services__pb2.TestWebhookRequest.FromString,
+                    response_serializer=services__pb2.TestWebhookResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'statusthing.v1.WebhookService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('statusthing.v1.WebhookService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class WebhookService:
+    """Who is told of events (every RPC needs credentials: webhooks are the operator's own business).
+    """
+
+    @staticmethod
+    def AddWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/statusthing.v1.WebhookService/AddWebhook',
+            services__pb2.AddWebhookRequest.SerializeToString,
+            services__pb2.AddWebhookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhooks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/statusthing.v1.WebhookService/ListWebhooks',
+            services__pb2.ListWebhooksRequest.SerializeToString,
+            services__pb2.ListWebhooksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/statusthing.v1.WebhookService/DeleteWebhook',
+            services__pb2.DeleteWebhookRequest.SerializeToString,
+            services__pb2.DeleteWebhookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/statusthing.v1.WebhookService/ListDeliveries',
+            services__pb2.ListDeliveriesRequest.SerializeToString,
+            services__pb2.ListDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TestWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/statusthing.v1.WebhookService/TestWebhook',
+            services__pb2.TestWebhookRequest.SerializeToString,
+            services__pb2.TestWebhookResponse.FromString,
             options,
             channel_credentials,
             insecure,
