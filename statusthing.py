@@ -49,11 +49,13 @@ import base64
 import binascii
 import bisect
 import collections
+import concurrent.futures
 import contextlib
 import ctypes
 import ctypes.util
 import dataclasses
 import datetime
+import email.message
 import email.utils
 import functools
 import getpass
@@ -62,6 +64,7 @@ import hashlib
 import hmac
 import html
 import http
+import http.client
 import ipaddress
 import json
 import math
@@ -74,6 +77,7 @@ import select
 import selectors
 import shlex
 import shutil
+import smtplib
 import socket
 import socketserver
 import sqlite3
@@ -160,8 +164,12 @@ DEFAULT_UPTIME_DAYS = 90
 ITEM_PAGE_ENTRIES = 50  # status changes and notes on one page of /items/<id>
 MAX_UPTIME_DAYS = 366
 MAX_UPTIME_ITEM_DAYS = 100_000  # days in one GetUptime answer (about 13 MB of JSON)
+MAINTENANCES_LISTED = 50  # windows in the outside formats, as Statuspage lists them
+WEBHOOK_SECRET_BYTES = 32  # Standard Webhooks: 24 to 64 random bytes
+MAX_TOLD_CHANGES = 50  # status changes and notes an incident's event carries (the newest notes, the first changes)
 MAX_INCIDENT_CHANGES = 1000  # status changes listed with one incident (a flapping item can have thousands)
 HISTORY_FRESH_NS = 60 * 10 ** 9  # answers about today so far (uptime, open incidents) are kept at most this long
+DEFAULT_RETENTION_DAYS = 90
 EXPORT_CHECK_S = 1.0  # how often --export-dir looks for changes to write out
 PURGE_CHECK_S = 60  # how often the janitor looks for purges another process queued (and prunes the change log)
 CHANGES_KEPT = 50_000  # rows of the change log kept (a reader further behind reads every version once)
@@ -200,6 +208,10 @@ class Config:
     trusted_proxies: tuple = ()  # ipaddress networks whose forwarding headers name the client
     metrics_token: str = ""  # a bearer token that may read /metrics (besides API tokens and this machine)
     export_dir: str = ""  # where to keep a static copy of the public site, "" for none
+    smtp_url: str = ""  # where e-mail is sent from (smtp[s]://user:password@host:port), "" for no e-mail
+    smtp_password: str = ""  # instead of the URL's password
+    mail_from: str = ""
+    retention_days: int = DEFAULT_RETENTION_DAYS  # how long finished deliveries and told events are kept
 
     @property
     def public_origin(self):
@@ -381,7 +393,7 @@ class Clock:
     def __init__(self):
         self._last = 0
         self._lock = threading.Lock()
-        self._file, self._file_seen, self._file_ns, self._file_last = None, None, 0, None
+        self._file, self._file_last = None, None
 
     def follow_file(self, path):
         """From now on, the time is the one written in ``path`` (for tests)."""
@@ -402,14 +414,11 @@ class Clock:
         """The time as it is, for deciding whether something has expired (and what day it is)."""
         if self._file is None:
             return time.time_ns()
-        stat = os.stat(self._file)
-        seen = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-        if seen != self._file_seen:
-            with open(self._file) as file:
-                text = file.read().strip()
-            self._file_ns = int(text) if text.isdigit() else parse_rfc3339_ns(text)
-            self._file_seen = seen
-        return self._file_ns
+        # (Read every time: a replaced file can get the old one's inode, size and, within the file system's
+        # timestamp granularity, its modification time, so nothing cheaper tells reliably that it moved.)
+        with open(self._file) as file:
+            text = file.read().strip()
+        return int(text) if text.isdigit() else parse_rfc3339_ns(text)
 
 
 class IdGenerator:
@@ -536,6 +545,110 @@ class AuditEntry:
         return {"id": self.id, "time": utc_iso(self.time_ns), "actor": self.actor, "actorKind": self.actor_kind,
                 "client": self.client, "rpc": self.rpc, "targetId": self.target_id, "changes": self.changes,
                 **({"itemId": self.item_id} if self.item_id else {})}
+
+
+@dataclasses.dataclass(frozen=True)
+class MaintenanceRecord:
+    """A maintenance window as stored; its state depends on the clock (``state_at``)."""
+
+    id: str
+    title: str
+    description: str
+    item_ids: tuple
+    starts_ns: int
+    ends_ns: int
+    cancelled: bool
+    started_told: bool  # the events of its start and end have been written (exactly once)
+    completed_told: bool
+    created_ns: int
+    updated_ns: int
+
+    def state_at(self, now_ns):
+        if self.cancelled:
+            return pb.MAINTENANCE_STATE_CANCELLED
+        if now_ns >= self.ends_ns:
+            return pb.MAINTENANCE_STATE_COMPLETED
+        return pb.MAINTENANCE_STATE_IN_PROGRESS if now_ns >= self.starts_ns else pb.MAINTENANCE_STATE_SCHEDULED
+
+    def to_api(self, now_ns):
+        return pb.Maintenance(id=self.id, title=self.title, description=self.description, item_ids=self.item_ids,
+                              starts_at=timestamp(self.starts_ns), ends_at=timestamp(self.ends_ns),
+                              state=self.state_at(now_ns), timestamps=timestamps(self.created_ns, self.updated_ns))
+
+
+@dataclasses.dataclass(frozen=True)
+class WebhookRecord:
+    id: str
+    url: str
+    description: str
+    events: tuple  # empty: every event
+    body_format: str  # "standard" or "statuspage"
+    secret: bytes
+    disabled: bool
+    created_ns: int
+    updated_ns: int
+
+    def to_api(self):
+        """As the API shows it: never with its secret."""
+        return pb.Webhook(id=self.id, url=self.url, description=self.description, events=self.events,
+                          disabled=self.disabled, body_format=self.body_format,
+                          timestamps=timestamps(self.created_ns, self.updated_ns))
+
+    def wants(self, event_type):
+        return not self.disabled and event_type in EVENT_TYPES and (
+            not self.events or event_type in self.events or event_type == "ping")
+
+
+@dataclasses.dataclass(frozen=True)
+class SubscriberRecord:
+    id: str
+    email: str
+    item_ids: tuple  # empty: the whole page
+    confirm_nonce: str | None
+    confirm_by_ns: int | None
+    confirmed_ns: int | None
+    created_ns: int
+
+
+@dataclasses.dataclass(frozen=True)
+class EventRecord:
+    """Something to tell: its type, the items it concerns, and its Standard Webhooks body (JSON text)."""
+
+    id: str
+    type: str
+    item_ids: tuple
+    body: str
+    created_ns: int
+
+
+@dataclasses.dataclass(frozen=True)
+class DeliveryRecord:
+    """One event to one receiver (a webhook or a subscriber's address), and how its attempts went."""
+
+    id: str
+    event_id: str
+    event_type: str
+    channel: str  # "webhook" or "email"
+    target_id: str
+    attempt: int
+    state: str  # pending, delivered, failed
+    status_code: int | None
+    error: str
+    duration_ms: float | None
+    attempted_ns: int | None
+    next_ns: int | None
+    created_ns: int
+
+    def to_api(self):
+        delivery = pb.WebhookDelivery(id=self.id, webhook_id=self.target_id, event_id=self.event_id,
+                                      event_type=self.event_type, attempt=self.attempt, state=self.state,
+                                      status_code=self.status_code or 0, error=self.error,
+                                      duration_ms=self.duration_ms or 0.0)
+        if self.attempted_ns:
+            delivery.attempted_at.CopyFrom(timestamp(self.attempted_ns))
+        if self.state == "pending" and self.next_ns:
+            delivery.next_attempt_at.CopyFrom(timestamp(self.next_ns))
+        return delivery
 
 
 class Transaction(typing.Protocol):
@@ -689,6 +802,16 @@ class Transaction(typing.Protocol):
     def add_to_tallies(self, item_id: str, tallies: dict) -> None:
         """Add {day: [ns per TALLIED condition]} to an item's per-day tallies."""
 
+    def delete_tallies(self, item_id: str, first_day: str, last_day: str) -> None:
+        """Forget an item's tallies of these days (both included)."""
+
+    def change_points(self, item_id: str, since_ns: int, until_ns: int) -> list[tuple[int, int | None]]:
+        """(time, new condition) of an item's changes before ``until_ns``, from the last one at or before
+        ``since_ns`` on, oldest first."""
+
+    def all_item_ids(self) -> list[str]:
+        """Every item's id."""
+
     def clear_tallies(self) -> None:
         """Forget every per-day tally (before tallying again in another time zone)."""
 
@@ -698,6 +821,95 @@ class Transaction(typing.Protocol):
     def timeline(self, item_id: str, limit: int, before: tuple[int, str] | None = None,
                  since_ns: int | None = None, until_ns: int | None = None) -> list[pb.StatusChange | pb.Note]:
         """An item's status changes and notes interleaved, newest first."""
+
+    # maintenance
+    def insert_maintenance(self, record: MaintenanceRecord) -> None:
+        """Add a maintenance window and its items."""
+
+    def update_maintenance(self, maintenance_id: str, changes: dict, item_ids: typing.Sequence[str] | None,
+                           now_ns: int) -> None:
+        """Change a window's columns (``changes``) and, when ``item_ids`` is given, replace its items."""
+
+    def delete_maintenance(self, maintenance_id: str) -> None:
+        """Remove a window."""
+
+    def get_maintenance(self, maintenance_id: str) -> MaintenanceRecord | None:
+        """One window, or None."""
+
+    def list_maintenances(self, limit: int, after: tuple[int, str] | None = None) -> list[MaintenanceRecord]:
+        """Windows by start (soonest first), after (start, id) when given."""
+
+    def maintenances_between(self, start_ns: int, end_ns: int) -> list[MaintenanceRecord]:
+        """Windows (cancelled ones too) overlapping [start_ns, end_ns)."""
+
+    def maintenances_to_tell(self, now_ns: int) -> list[MaintenanceRecord]:
+        """Windows whose start or end has passed and was not told yet (not cancelled)."""
+
+    def mark_told(self, maintenance_id: str, which: str) -> bool:
+        """Mark a window's start ("started") or end ("completed") told; False when it already was (by anyone)."""
+
+    def maintenance_version(self) -> tuple:
+        """Something that moves whenever any window changes."""
+
+    # webhooks, subscribers, the outbox
+    def insert_webhook(self, record: WebhookRecord) -> None:
+        """Add a webhook."""
+
+    def list_webhooks(self) -> list[WebhookRecord]:
+        """Every webhook, oldest first."""
+
+    def get_webhook(self, webhook_id: str) -> WebhookRecord | None:
+        """One webhook, or None."""
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        """Remove a webhook and its deliveries."""
+
+    def disable_webhook(self, webhook_id: str, now_ns: int) -> None:
+        """Stop sending to a webhook (its receiver said 410 Gone)."""
+
+    def get_subscriber(self, subscriber_id: str = "", email: str = "") -> SubscriberRecord | None:
+        """A subscriber by id or by address (ignoring case), or None."""
+
+    def upsert_subscriber(self, record: SubscriberRecord) -> None:
+        """Add a subscriber, or replace the one with the same id."""
+
+    def delete_subscriber(self, subscriber_id: str) -> bool:
+        """Remove a subscriber; False when there was none."""
+
+    def list_subscribers(self) -> list[SubscriberRecord]:
+        """Every subscriber, oldest first."""
+
+    def insert_event(self, event: EventRecord) -> None:
+        """Write an event to tell, in the transaction of the change that causes it."""
+
+    def events_to_fan_out(self, limit: int) -> list[EventRecord]:
+        """Events not yet turned into deliveries, oldest first."""
+
+    def mark_fanned_out(self, event_ids: typing.Sequence[str]) -> None:
+        """Mark events as turned into deliveries."""
+
+    def get_event(self, event_id: str) -> EventRecord | None:
+        """One event, or None (pruned)."""
+
+    def insert_delivery(self, record: DeliveryRecord) -> None:
+        """Add a delivery of an event to one receiver."""
+
+    def claim_deliveries(self, now_ns: int, lease_until_ns: int, limit: int) -> list[DeliveryRecord]:
+        """Pending deliveries that are due and not leased by another worker, leased until ``lease_until_ns``."""
+
+    def record_attempt(self, delivery_id: str, attempt: int, state: str, status_code: int | None, error: str,
+                       duration_ms: float, attempted_ns: int, next_ns: int | None) -> None:
+        """How an attempt went, and the next one (or none); the lease ends."""
+
+    def list_deliveries(self, target_id: str, limit: int, before: tuple[int, str] | None = None
+                        ) -> list[DeliveryRecord]:
+        """A receiver's deliveries, newest first."""
+
+    def next_delivery_ns(self) -> int | None:
+        """When the soonest pending delivery is due."""
+
+    def prune_notifications(self, before_ns: int) -> int:
+        """Forget finished deliveries, told events and unconfirmed subscribers from before ``before_ns``."""
 
     def get_setting(self, key: str) -> str | None:
         """A server setting kept in the database, or None."""
@@ -1003,6 +1215,77 @@ def _migration_notes_by_time(conn):
     conn.execute("CREATE INDEX notes_by_item_time ON notes(item_id, created_ns, id)")
 
 
+def _migration_notifications(conn):
+    # Maintenance windows; webhooks; e-mail subscribers; and the outbox: events written in the transaction of the
+    # change that causes them, fanned out into deliveries (one per receiver) by the delivery worker.
+    conn.execute("""
+        CREATE TABLE maintenances (
+            id              TEXT PRIMARY KEY,
+            title           TEXT NOT NULL,
+            description     TEXT NOT NULL DEFAULT '',
+            starts_ns       INTEGER NOT NULL,
+            ends_ns         INTEGER NOT NULL,
+            cancelled       INTEGER NOT NULL DEFAULT 0,
+            started_told    INTEGER NOT NULL DEFAULT 0,
+            completed_told  INTEGER NOT NULL DEFAULT 0,
+            created_ns      INTEGER NOT NULL,
+            updated_ns      INTEGER NOT NULL)""")
+    conn.execute("CREATE INDEX maintenances_by_start ON maintenances(starts_ns, id)")
+    conn.execute("CREATE INDEX maintenances_by_end ON maintenances(ends_ns)")
+    conn.execute("""
+        CREATE TABLE maintenance_items (
+            maintenance_id TEXT NOT NULL REFERENCES maintenances(id) ON DELETE CASCADE,
+            item_id        TEXT NOT NULL,
+            PRIMARY KEY (maintenance_id, item_id))""")
+    conn.execute("""
+        CREATE TABLE webhooks (
+            id           TEXT PRIMARY KEY,
+            url          TEXT NOT NULL,
+            description  TEXT NOT NULL DEFAULT '',
+            events       TEXT NOT NULL DEFAULT '',
+            body_format  TEXT NOT NULL DEFAULT 'standard',
+            secret       BLOB NOT NULL,
+            disabled     INTEGER NOT NULL DEFAULT 0,
+            created_ns   INTEGER NOT NULL,
+            updated_ns   INTEGER NOT NULL)""")
+    conn.execute("""
+        CREATE TABLE subscribers (
+            id             TEXT PRIMARY KEY,
+            email          TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            item_ids       TEXT NOT NULL DEFAULT '',
+            confirm_nonce  TEXT,
+            confirm_by_ns  INTEGER,
+            confirmed_ns   INTEGER,
+            created_ns     INTEGER NOT NULL)""")
+    conn.execute("""
+        CREATE TABLE events (
+            id          TEXT PRIMARY KEY,
+            type        TEXT NOT NULL,
+            item_ids    TEXT NOT NULL DEFAULT '',
+            body        TEXT NOT NULL,
+            created_ns  INTEGER NOT NULL,
+            fanned_out  INTEGER NOT NULL DEFAULT 0)""")
+    conn.execute("CREATE INDEX events_waiting ON events(fanned_out, created_ns)")
+    conn.execute("""
+        CREATE TABLE deliveries (
+            id              TEXT PRIMARY KEY,
+            event_id        TEXT NOT NULL,
+            event_type      TEXT NOT NULL,
+            channel         TEXT NOT NULL,
+            target_id       TEXT NOT NULL,
+            attempt         INTEGER NOT NULL DEFAULT 0,
+            state           TEXT NOT NULL DEFAULT 'pending',
+            status_code     INTEGER,
+            error           TEXT NOT NULL DEFAULT '',
+            duration_ms     REAL,
+            attempted_ns    INTEGER,
+            next_ns         INTEGER,
+            lease_until_ns  INTEGER,
+            created_ns      INTEGER NOT NULL)""")
+    conn.execute("CREATE INDEX deliveries_due ON deliveries(state, next_ns)")
+    conn.execute("CREATE INDEX deliveries_by_target ON deliveries(target_id, created_ns, id)")
+
+
 MIGRATIONS = (
     (1, "initial schema", _migration_initial_schema),
     (2, "default statuses", _migration_default_statuses),
@@ -1011,6 +1294,7 @@ MIGRATIONS = (
     (5, "conditions, order and groups, status history, incidents, uptime", _migration_history),
     (6, "the audit trail by item and by actor", _migration_audit_by_item),
     (7, "notes by time", _migration_notes_by_time),
+    (8, "maintenance, webhooks, subscribers, and the outbox", _migration_notifications),
 )
 
 
@@ -1423,6 +1707,19 @@ class SqlTransaction:
             "maintenance_ns = maintenance_ns + excluded.maintenance_ns",
             [(item_id, day.isoformat(), *ns) for day, ns in tallies.items()])
 
+    def delete_tallies(self, item_id, first_day, last_day):
+        self._run("DELETE FROM uptime_days WHERE item_id = ? AND day >= ? AND day <= ?", (item_id, first_day, last_day))
+
+    def change_points(self, item_id, since_ns, until_ns):
+        return self._run(
+            "SELECT changed_ns, new_condition FROM status_changes WHERE item_id = ? AND changed_ns < ? "
+            "AND changed_ns >= "
+            "COALESCE((SELECT MAX(changed_ns) FROM status_changes WHERE item_id = ? AND changed_ns <= ?), ?) "
+            "ORDER BY changed_ns, id", (item_id, until_ns, item_id, since_ns, since_ns)).fetchall()
+
+    def all_item_ids(self):
+        return [row[0] for row in self._run("SELECT id FROM items ORDER BY id")]
+
     def clear_tallies(self):
         self._run("DELETE FROM uptime_days")
 
@@ -1446,6 +1743,182 @@ class SqlTransaction:
                 entries.append(((row[2], row[0]), entry))
         entries.sort(key=lambda pair: pair[0], reverse=True)
         return [entry for _, entry in entries[:limit]]
+
+    # -- maintenance ------------------------------------------------------------------------------------------
+
+    _MAINTENANCE_COLUMNS = ("id, title, description, starts_ns, ends_ns, cancelled, started_told, completed_told, "
+                            "created_ns, updated_ns")
+
+    def _maintenances(self, where, params):
+        rows = self._run(f"SELECT {self._MAINTENANCE_COLUMNS} FROM maintenances {where}", params).fetchall()
+        clauses, item_params = self._in((("maintenance_id", [row[0] for row in rows]),))
+        items = {}
+        if clauses:
+            for maintenance_id, item_id in self._run(
+                    f"SELECT maintenance_id, item_id FROM maintenance_items WHERE {clauses[0]} ORDER BY item_id",
+                    item_params):
+                items.setdefault(maintenance_id, []).append(item_id)
+        return [MaintenanceRecord(row[0], row[1], row[2], tuple(items.get(row[0], ())), row[3], row[4],
+                                  bool(row[5]), bool(row[6]), bool(row[7]), row[8], row[9]) for row in rows]
+
+    def insert_maintenance(self, record):
+        self._run(f"INSERT INTO maintenances ({self._MAINTENANCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                  (record.id, record.title, record.description, record.starts_ns, record.ends_ns,
+                   int(record.cancelled), int(record.started_told), int(record.completed_told), record.created_ns,
+                   record.updated_ns))
+        self._conn.executemany("INSERT INTO maintenance_items (maintenance_id, item_id) VALUES (?, ?)",
+                               [(record.id, item_id) for item_id in record.item_ids])
+
+    def update_maintenance(self, maintenance_id, changes, item_ids, now_ns):
+        if changes:
+            self._update("maintenances", maintenance_id, changes, now_ns, None)
+        else:
+            self._run("UPDATE maintenances SET updated_ns = ? WHERE id = ?", (now_ns, maintenance_id))
+        if item_ids is not None:
+            self._run("DELETE FROM maintenance_items WHERE maintenance_id = ?", (maintenance_id,))
+            self._conn.executemany("INSERT INTO maintenance_items (maintenance_id, item_id) VALUES (?, ?)",
+                                   [(maintenance_id, item_id) for item_id in item_ids])
+
+    def delete_maintenance(self, maintenance_id):
+        self._run("DELETE FROM maintenances WHERE id = ?", (maintenance_id,))
+
+    def get_maintenance(self, maintenance_id):
+        found = self._maintenances("WHERE id = ?", (maintenance_id,))
+        return found[0] if found else None
+
+    def list_maintenances(self, limit, after=None):
+        where, params = ("WHERE (starts_ns, id) > (?, ?)", tuple(after)) if after else ("", ())
+        return self._maintenances(f"{where} ORDER BY starts_ns, id LIMIT ?", (*params, limit))
+
+    def maintenances_between(self, start_ns, end_ns):
+        return self._maintenances("WHERE starts_ns < ? AND ends_ns > ? ORDER BY starts_ns, id", (end_ns, start_ns))
+
+    def maintenances_to_tell(self, now_ns):
+        return self._maintenances(
+            "WHERE cancelled = 0 AND ((starts_ns <= ? AND started_told = 0) OR (ends_ns <= ? AND completed_told = 0))"
+            " ORDER BY starts_ns, id", (now_ns, now_ns))
+
+    def mark_told(self, maintenance_id, which):
+        column = {"started": "started_told", "completed": "completed_told"}[which]
+        return self._run(f"UPDATE maintenances SET {column} = 1 WHERE id = ? AND {column} = 0",
+                         (maintenance_id,)).rowcount == 1
+
+    def maintenance_version(self):
+        return tuple(self._run("SELECT COUNT(*), MAX(updated_ns) FROM maintenances").fetchone())
+
+    # -- webhooks, subscribers, the outbox ---------------------------------------------------------------------
+
+    _WEBHOOK_COLUMNS = "id, url, description, events, body_format, secret, disabled, created_ns, updated_ns"
+
+    @staticmethod
+    def _webhook(row):
+        return WebhookRecord(row[0], row[1], row[2], tuple(filter(None, row[3].split(","))), row[4], bytes(row[5]),
+                             bool(row[6]), row[7], row[8])
+
+    def insert_webhook(self, record):
+        self._run(f"INSERT INTO webhooks ({self._WEBHOOK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
+                  (record.id, record.url, record.description, ",".join(record.events), record.body_format,
+                   record.secret, int(record.disabled), record.created_ns, record.updated_ns))
+
+    def list_webhooks(self):
+        return [self._webhook(row) for row in self._run(
+            f"SELECT {self._WEBHOOK_COLUMNS} FROM webhooks ORDER BY created_ns, id")]
+
+    def get_webhook(self, webhook_id):
+        row = self._run(f"SELECT {self._WEBHOOK_COLUMNS} FROM webhooks WHERE id = ?", (webhook_id,)).fetchone()
+        return self._webhook(row) if row else None
+
+    def delete_webhook(self, webhook_id):
+        self._run("DELETE FROM deliveries WHERE channel = 'webhook' AND target_id = ?", (webhook_id,))
+        self._run("DELETE FROM webhooks WHERE id = ?", (webhook_id,))
+
+    def disable_webhook(self, webhook_id, now_ns):
+        self._run("UPDATE webhooks SET disabled = 1, updated_ns = ? WHERE id = ?", (now_ns, webhook_id))
+        self._run("UPDATE deliveries SET state = 'failed', next_ns = NULL, error = 'the webhook was disabled' "
+                  "WHERE channel = 'webhook' AND target_id = ? AND state = 'pending'", (webhook_id,))
+
+    _SUBSCRIBER_COLUMNS = "id, email, item_ids, confirm_nonce, confirm_by_ns, confirmed_ns, created_ns"
+
+    @staticmethod
+    def _subscriber(row):
+        return SubscriberRecord(row[0], row[1], tuple(filter(None, row[2].split(","))), *row[3:])
+
+    def get_subscriber(self, subscriber_id="", email=""):
+        row = self._run(f"SELECT {self._SUBSCRIBER_COLUMNS} FROM subscribers WHERE "
+                        + ("id = ?" if subscriber_id else "email = ?"), (subscriber_id or email,)).fetchone()
+        return self._subscriber(row) if row else None
+
+    def upsert_subscriber(self, record):
+        self._run(f"INSERT INTO subscribers ({self._SUBSCRIBER_COLUMNS}) VALUES (?,?,?,?,?,?,?) ON CONFLICT (id) DO "
+                  "UPDATE SET item_ids = excluded.item_ids, confirm_nonce = excluded.confirm_nonce, "
+                  "confirm_by_ns = excluded.confirm_by_ns, confirmed_ns = excluded.confirmed_ns",
+                  (record.id, record.email, ",".join(record.item_ids), record.confirm_nonce, record.confirm_by_ns,
+                   record.confirmed_ns, record.created_ns))
+
+    def delete_subscriber(self, subscriber_id):
+        self._run("DELETE FROM deliveries WHERE channel = 'email' AND target_id = ?", (subscriber_id,))
+        return self._run("DELETE FROM subscribers WHERE id = ?", (subscriber_id,)).rowcount == 1
+
+    def list_subscribers(self):
+        return [self._subscriber(row) for row in self._run(
+            f"SELECT {self._SUBSCRIBER_COLUMNS} FROM subscribers ORDER BY created_ns, id")]
+
+    def insert_event(self, event):
+        self._run("INSERT INTO events (id, type, item_ids, body, created_ns) VALUES (?,?,?,?,?)",
+                  (event.id, event.type, ",".join(event.item_ids), event.body, event.created_ns))
+
+    def events_to_fan_out(self, limit):
+        return [EventRecord(row[0], row[1], tuple(filter(None, row[2].split(","))), row[3], row[4])
+                for row in self._run(
+            "SELECT id, type, item_ids, body, created_ns FROM events WHERE fanned_out = 0 ORDER BY created_ns, id "
+            "LIMIT ?", (limit,))]
+
+    def mark_fanned_out(self, event_ids):
+        self._conn.executemany("UPDATE events SET fanned_out = 1 WHERE id = ?", [(event_id,) for event_id in event_ids])
+
+    def get_event(self, event_id):
+        row = self._run("SELECT id, type, item_ids, body, created_ns FROM events WHERE id = ?", (event_id,)).fetchone()
+        return EventRecord(row[0], row[1], tuple(filter(None, row[2].split(","))), row[3], row[4]) if row else None
+
+    _DELIVERY_COLUMNS = ("id, event_id, event_type, channel, target_id, attempt, state, status_code, error, "
+                         "duration_ms, attempted_ns, next_ns, created_ns")
+
+    def insert_delivery(self, record):
+        self._run(f"INSERT INTO deliveries ({self._DELIVERY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                  dataclasses.astuple(record))
+
+    def claim_deliveries(self, now_ns, lease_until_ns, limit):
+        rows = self._run(
+            f"SELECT {self._DELIVERY_COLUMNS} FROM deliveries WHERE state = 'pending' AND next_ns <= ? AND "
+            "(lease_until_ns IS NULL OR lease_until_ns < ?) ORDER BY next_ns, id LIMIT ?",
+            (now_ns, now_ns, limit)).fetchall()
+        self._conn.executemany("UPDATE deliveries SET lease_until_ns = ? WHERE id = ?",
+                               [(lease_until_ns, row[0]) for row in rows])
+        return [DeliveryRecord(*row) for row in rows]
+
+    def record_attempt(self, delivery_id, attempt, state, status_code, error, duration_ms, attempted_ns, next_ns):
+        self._run("UPDATE deliveries SET attempt = ?, state = ?, status_code = ?, error = ?, duration_ms = ?, "
+                  "attempted_ns = ?, next_ns = ?, lease_until_ns = NULL WHERE id = ?",
+                  (attempt, state, status_code, error, duration_ms, attempted_ns, next_ns, delivery_id))
+
+    def list_deliveries(self, target_id, limit, before=None):
+        where, params = ("AND (created_ns, id) < (?, ?)", tuple(before)) if before else ("", ())
+        return [DeliveryRecord(*row) for row in self._run(
+            f"SELECT {self._DELIVERY_COLUMNS} FROM deliveries WHERE target_id = ? {where} "
+            "ORDER BY created_ns DESC, id DESC LIMIT ?", (target_id, *params, limit))]
+
+    def next_delivery_ns(self):
+        return self._run("SELECT MIN(next_ns) FROM deliveries WHERE state = 'pending'").fetchone()[0]
+
+    def prune_notifications(self, before_ns):
+        pruned = self._run("DELETE FROM deliveries WHERE state IN ('delivered', 'failed') AND created_ns < ?",
+                           (before_ns,)).rowcount
+        pruned += self._run("DELETE FROM events WHERE fanned_out = 1 AND created_ns < ? AND id NOT IN "
+                            "(SELECT event_id FROM deliveries)", (before_ns,)).rowcount
+        pruned += self._run("DELETE FROM subscribers WHERE confirmed_ns IS NULL AND confirm_by_ns < ?",
+                            (before_ns,)).rowcount
+        return pruned
+
 
     def get_setting(self, key):
         row = self._run("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
@@ -1844,6 +2317,57 @@ class OpenDay(typing.NamedTuple):
                                                                           self.item_id))[0]
 
 
+class MaintenanceCalendar:
+    """The maintenance windows that count (not cancelled), per item and for the whole page: what reads as
+    maintenance, and when that changes next."""
+
+    def __init__(self, records):
+        self.records = [record for record in records if not record.cancelled]
+        self._page, self._items = [], {}
+        for record in self.records:
+            span = (record.starts_ns, record.ends_ns)
+            if not record.item_ids:
+                self._page.append(span)
+            for item_id in record.item_ids:
+                self._items.setdefault(item_id, []).append(span)
+        self.version = hash(tuple((record.id, record.updated_ns) for record in records))
+
+    def windows(self, item_id, start_ns, end_ns):
+        """The item's time in maintenance within [start_ns, end_ns): sorted, disjoint (start, end) pairs."""
+        spans = sorted((max(start, start_ns), min(end, end_ns)) for start, end in
+                       self._page + self._items.get(item_id, []) if start < end_ns and end > start_ns)
+        merged = []
+        for start, end in spans:
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+            else:
+                merged.append((start, end))
+        return merged
+
+    def covers(self, item_id, at_ns):
+        return bool(self.windows(item_id, at_ns, at_ns + 1))
+
+    def in_progress(self, now_ns):
+        """The windows going on at ``now_ns``, soonest end first."""
+        return sorted((r for r in self.records if r.starts_ns <= now_ns < r.ends_ns), key=lambda r: r.ends_ns)
+
+    def key(self, now_ns):
+        """What answers that show maintenance depend on: the windows, and which of them are going on."""
+        return self.version, tuple(record.id for record in self.in_progress(now_ns))
+
+    def next_change(self, now_ns):
+        """When a window next starts or ends after ``now_ns`` (inf: never)."""
+        return min([moment for record in self.records for moment in (record.starts_ns, record.ends_ns)
+                    if moment > now_ns], default=math.inf)
+
+
+def shown_condition(item, calendar, now_ns):
+    """What a reader sees of an item: Under maintenance while a window covers it, else its status's condition."""
+    if calendar is not None and calendar.covers(item.id, now_ns):
+        return pb.CONDITION_MAINTENANCE
+    return item.status.condition if item.HasField("status") else pb.CONDITION_UNSPECIFIED
+
+
 class Update(typing.NamedTuple):
     """One update as readers see it: a status change, a note, or a change and the note written with it (in the
     same write, so at the same instant)."""
@@ -1885,7 +2409,8 @@ def follow_incident(tx, item_id, change, in_maintenance):
 
     An incident is a stretch away from operational: a change into a troubled condition opens one (unless a
     maintenance window covering the item is in progress), later changes may worsen it, and a change back to
-    operational (or to no condition) resolves it.
+    operational (or to no condition) resolves it. Returns (the event it makes, the incident's id), or None when it
+    concerns no incident.
     """
     condition = change.new_status.condition if change.HasField("new_status") else pb.CONDITION_UNSPECIFIED
     at = change.changed_at.ToNanoseconds()
@@ -1893,10 +2418,14 @@ def follow_incident(tx, item_id, change, in_maintenance):
     if incident is None:
         if condition in TROUBLED and not in_maintenance:
             tx.start_incident(change.id, item_id, at, condition)
-    elif condition in CALM:
+            return "incident.opened", change.id
+        return None
+    if condition in CALM:
         tx.resolve_incident(incident[0], at)
-    elif SEVERITY_RANK[condition] > SEVERITY_RANK[incident[1]]:
+        return "incident.resolved", incident[0]
+    if SEVERITY_RANK[condition] > SEVERITY_RANK[incident[1]]:
         tx.worsen_incident(incident[0], condition)
+    return "incident.updated", incident[0]
 
 
 def uptime_sums(days):
@@ -2048,6 +2577,70 @@ def _clean_group(value):
     return group
 
 
+FAN_OUT_BATCH = 200  # events turned into deliveries per transaction
+RETRY_DELAYS_S = (5, 300, 1800, 7200, 18000, 36000, 36000)  # Standard Webhooks' schedule after each failed attempt
+CONFIRM_LINK_S = 24 * 3600  # how long a subscription's confirmation link works
+MAILED_EVENTS = frozenset({"incident.opened", "incident.updated", "incident.resolved", "maintenance.scheduled",
+                           "maintenance.started", "maintenance.completed", "maintenance.cancelled"})
+STATUSPAGE_EVENTS = frozenset({"item.status_changed", "incident.opened", "incident.updated", "incident.resolved",
+                               "maintenance.scheduled", "maintenance.started", "maintenance.completed",
+                               "maintenance.cancelled", "ping"})
+_EMAIL = re.compile(r"[^@\s<>\"',;]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+")
+
+
+def _clean_email(value):
+    email = value.strip()
+    if len(email) > 254 or not _EMAIL.fullmatch(email):
+        raise InvalidArgument("that does not look like an e-mail address")
+    return email
+
+
+EVENT_TYPES = frozenset({
+    "item.created", "item.updated", "item.deleted", "item.status_changed", "note.created", "note.updated",
+    "note.deleted", "incident.opened", "incident.updated", "incident.resolved", "maintenance.scheduled",
+    "maintenance.started", "maintenance.completed", "maintenance.cancelled", "ping"})
+_STATE_WORDS = {pb.MAINTENANCE_STATE_SCHEDULED: "scheduled", pb.MAINTENANCE_STATE_IN_PROGRESS: "in progress",
+                pb.MAINTENANCE_STATE_COMPLETED: "completed", pb.MAINTENANCE_STATE_CANCELLED: "cancelled"}
+
+
+def _clean_maintenance_title(value):
+    title = value.strip()
+    if not title:
+        raise InvalidArgument("title is required")
+    if len(title) > MAX_NAME_CHARS or _CONTROL_CHARACTERS.search(title):
+        raise InvalidArgument(f"title must be one line of at most {MAX_NAME_CHARS} characters")
+    return title
+
+
+def _check_window(starts_ns, ends_ns):
+    if starts_ns is None or ends_ns is None:
+        raise InvalidArgument("starts_at and ends_at are required")
+    if ends_ns <= starts_ns:
+        raise InvalidArgument("ends_at must be after starts_at")
+
+
+def _next_moment(record, now_ns):
+    """When a window's state next changes by the clock (inf: it will not)."""
+    if record.cancelled:
+        return math.inf
+    return min([moment for moment in (record.starts_ns, record.ends_ns) if moment > now_ns], default=math.inf)
+
+
+def _clean_webhook_url(value):
+    """An http(s) URL of a host (loopback and private addresses allowed: receivers often run beside the server)."""
+    url = value.strip()
+    parts = urllib.parse.urlsplit(url)
+    try:
+        parts.port
+    except ValueError:
+        raise InvalidArgument(f"url has an invalid port: {url!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2000 or \
+            _CONTROL_CHARACTERS.search(url) or " " in url:
+        raise InvalidArgument(f"url must be an http:// or https:// address, got {url!r}")
+    return url
+
+
 def uptime_days_asked(days):
     """GetUptime's ``days``, checked (0: the default)."""
     if not 0 <= days <= MAX_UPTIME_DAYS:
@@ -2073,6 +2666,8 @@ class StatusThingService:
         self.zone = zone or TimeZone("UTC")  # the calendar days of uptime
         self.purges_waiting = threading.Event()  # set when a deleted item left notes and history to purge
         self.on_item_deleted = []  # callables(item id), called after a deletion commits (kept answers forget it)
+        self.told = threading.Event()  # set when a write has written an event to tell (the delivery worker wakes)
+        self._calendar = None  # (generation, MaintenanceCalendar)
 
     @staticmethod
     def _audit(tx, actor, rpc, target_id, changes, item_id=None):
@@ -2083,6 +2678,20 @@ class StatusThingService:
                     for field, pair in changes.items()}
         tx.insert_audit(CLOCK.now_ns(), actor, rpc, target_id, readable,
                         item_id or (target_id if rpc.endswith("Item") else None))
+
+    def _tell(self, tx, event_type, item_ids, data, now_ns=None):
+        """Write an event to tell (webhooks, subscribers), in the write's own transaction: it is told exactly when
+        the change commits. Its body is Standard Webhooks' {type, timestamp, data}."""
+        now_ns = now_ns or CLOCK.now_ns()
+        body = json.dumps({"type": event_type, "timestamp": utc_iso(now_ns), "data": data}, ensure_ascii=False,
+                          separators=(",", ":"))
+        tx.insert_event(EventRecord(f"msg_{IDS.new()}", event_type, tuple(item_ids), body, now_ns))
+        self.told.set()
+
+    def _tell_incident(self, tx, event_type, incident_id):
+        incident = tx.list_incidents(limit=1, incident_ids=[incident_id])[0]
+        self._add_details(tx, incident, CLOCK.wall_ns(), MAX_TOLD_CHANGES, MAX_TOLD_CHANGES)
+        self._tell(tx, event_type, [incident.item_id], {"incident": json_format.MessageToDict(incident)})
 
     def generation(self):
         """Moves whenever stored data changes, by anyone; an answer computed at one generation holds until then."""
@@ -2257,9 +2866,10 @@ class StatusThingService:
             item_id, now = IDS.new(), CLOCK.now_ns()
             tx.insert_item(item_id, name, description, status.id if status else "", position, group, now)
             if status is not None:
-                self._status_changed(tx, item_id, None, status, now)
+                self._status_changed(tx, item_id, None, status, now, tell=False)
             if note_text:
                 tx.insert_note(IDS.new(), item_id, note_text, now)
+            self._tell(tx, "item.created", [item_id], {"item": item_json(tx.get_item(item_id, notes_limit=1))})
             self._audit(tx, actor, "AddItem", item_id, {
                 k: [None, v] for k, v in (("name", name), ("description", description),
                                           ("status_id", status.id if status else ""), ("position", position),
@@ -2292,28 +2902,42 @@ class StatusThingService:
             now = CLOCK.now_ns()
             if changes:
                 tx.update_item(item_id, {("grp" if k == "group" else k): v for k, v in changes.items()}, now)
+            if note:  # (first: an incident the status change opens or resolves has the note among its updates)
+                note_id = IDS.new()
+                tx.insert_note(note_id, item_id, note, now)
+                tx.touch_item(item_id, now)
             if "status_id" in changes:
                 self._status_changed(tx, item_id, current.status if current.HasField("status") else None,
                                      new_status, now)
-            if note:
-                tx.insert_note(IDS.new(), item_id, note, now)
-                tx.touch_item(item_id, now)
+            if note:  # (an incident the status change moved was told of, with this note among its updates)
+                self._tell_note(tx, "note.created", note_id, item_id, incident_too="status_id" not in changes)
+            if set(changes) - {"status_id"}:
+                self._tell(tx, "item.updated", [item_id], {"item": item_json(tx.get_item(item_id, notes_limit=1))})
             if changes or note:
                 self._audit(tx, actor, "UpdateItem", item_id, {
                     **{k: [current_values[k], v] for k, v in changes.items()},
                     **({"note": [None, note]} if note else {})})
 
-    def _status_changed(self, tx, item_id, old_status, new_status, now):
+    def _status_changed(self, tx, item_id, old_status, new_status, now, tell=True):
         """Record a change of the item's status (or of what it means), in the write's own transaction: the change,
-        the time it closes in the uptime tallies, and the item's incident."""
+        the time it closes in the uptime tallies, the item's incident, and the events to tell."""
         previous = tx.last_status_change(item_id)
         change = tx.record_status_change(IDS.new(), item_id, now, old_status, new_status)
         if previous is not None:
             tallies = {}
-            tally(tallies, self.zone, previous.changed_at.ToNanoseconds(), now, previous.new_status.condition,
-                  self.maintenance_windows(item_id, previous.changed_at.ToNanoseconds(), now))
+            since = previous.changed_at.ToNanoseconds()
+            calendar = MaintenanceCalendar(tx.maintenances_between(since, now + 1))
+            tally(tallies, self.zone, since, now, previous.new_status.condition, calendar.windows(item_id, since, now))
             tx.add_to_tallies(item_id, tallies)
-        follow_incident(tx, item_id, change, in_maintenance=bool(self.maintenance_windows(item_id, now, now + 1)))
+        else:
+            calendar = MaintenanceCalendar(tx.maintenances_between(now, now + 1))
+        happened = follow_incident(tx, item_id, change, in_maintenance=calendar.covers(item_id, now))
+        if tell:
+            self._tell(tx, "item.status_changed", [item_id], {"item": item_json(tx.get_item(item_id, notes_limit=1)),
+                                                              "change": json_format.MessageToDict(change)})
+        if happened is not None:
+            self._tell_incident(tx, *happened)
+        return change
 
     def delete_item(self, actor, item_id):
         """Delete the item; its notes are gone for readers at once, and purged from the database afterwards."""
@@ -2321,6 +2945,8 @@ class StatusThingService:
         with self._store.write() as tx:
             item = self._existing_item(tx, item_id)
             notes = tx.delete_item(item_id, CLOCK.now_ns())
+            del item.notes[:]
+            self._tell(tx, "item.deleted", [item_id], {"item": item_json(item)})
             self._audit(tx, actor, "DeleteItem", item_id, {
                 "name": [item.name, None], "description": [item.description, None],
                 "status_id": [item.status.id, None], "notes": [notes, None]})
@@ -2349,8 +2975,17 @@ class StatusThingService:
 
     def maintenance_windows(self, item_id, start_ns, end_ns):
         """The maintenance windows covering the item during [start_ns, end_ns), sorted and disjoint: time in them
-        reads as maintenance. (None yet: scheduled maintenance comes with its own feature.)"""
-        return []
+        reads as maintenance."""
+        return self.calendar().windows(item_id, start_ns, end_ns)
+
+    def calendar(self):
+        """Every maintenance window that counts, read once per change of data."""
+        generation = self.generation()
+        kept = self._calendar
+        if kept is None or kept[0] != generation:
+            with self._store.read() as tx:
+                kept = self._calendar = (generation, MaintenanceCalendar(tx.maintenances_between(0, 2 ** 62)))
+        return kept[1]
 
     def _check_items(self, tx, item_ids):
         ids = _ids_filter(item_ids, "item_ids")
@@ -2537,6 +3172,369 @@ class StatusThingService:
             tx.set_setting("uptime_time_zone", self.zone.name)
         return True
 
+    # -- maintenance ---------------------------------------------------------------------------------------------
+    # A window's state follows the clock; its start and end are told (exactly once, by whichever process gets
+    # there first) by the delivery worker. A window added, moved or cancelled re-tallies the past days it touches.
+
+    def add_maintenance(self, actor, title, description, item_ids, starts_ns, ends_ns):
+        title = _clean_maintenance_title(title)
+        description = _clean_text(description, "description", MAX_DESCRIPTION_CHARS)
+        item_ids = _ids_filter(item_ids, "item_ids")
+        _check_window(starts_ns, ends_ns)
+        with self._store.write() as tx:
+            self._check_items(tx, item_ids)
+            now = CLOCK.now_ns()
+            # (A window added with its start or end already past: the past is not announced.)
+            record = MaintenanceRecord(IDS.new(), title, description, tuple(sorted(item_ids)), starts_ns, ends_ns,
+                                       False, starts_ns <= now, ends_ns <= now, now, now)
+            tx.insert_maintenance(record)
+            self._retally(tx, item_ids, starts_ns, ends_ns)
+            if ends_ns > now:
+                self._tell_maintenance(tx, "maintenance.scheduled", record, now)
+            self._audit(tx, actor, "AddMaintenance", record.id, {
+                "title": [None, title], "item_ids": [None, list(record.item_ids)],
+                "starts_at": [None, utc_iso(starts_ns)], "ends_at": [None, utc_iso(ends_ns)]})
+            return record.to_api(now)
+
+    def update_maintenance(self, actor, maintenance_id, title=None, description=None, item_ids=(), starts_ns=None,
+                           ends_ns=None, complete_now=False, cancel=False):
+        _required_id(maintenance_id, "maintenance_id")
+        if complete_now and cancel:
+            raise InvalidArgument("complete_now and cancel cannot both be asked for")
+        changes = {}
+        if title is not None:
+            changes["title"] = _clean_maintenance_title(title)
+        if description is not None:
+            changes["description"] = _clean_text(description, "description", MAX_DESCRIPTION_CHARS)
+        item_ids = _ids_filter(item_ids, "item_ids") if item_ids else None
+        with self._store.write() as tx:
+            old = self._existing_maintenance(tx, maintenance_id)
+            now = CLOCK.now_ns()
+            state = old.state_at(now)
+            if state in (pb.MAINTENANCE_STATE_COMPLETED, pb.MAINTENANCE_STATE_CANCELLED) and (
+                    complete_now or cancel or starts_ns is not None or ends_ns is not None):
+                raise FailedPrecondition(f"maintenance {maintenance_id} is {_STATE_WORDS[state]}")
+            if cancel and state != pb.MAINTENANCE_STATE_SCHEDULED:
+                raise FailedPrecondition("the maintenance has started: complete it (complete_now) instead")
+            if complete_now and state != pb.MAINTENANCE_STATE_IN_PROGRESS:
+                raise FailedPrecondition("the maintenance has not started: cancel it instead")
+            if item_ids is not None:
+                self._check_items(tx, item_ids)
+            starts = old.starts_ns if starts_ns is None else starts_ns
+            ends = now if complete_now else old.ends_ns if ends_ns is None else ends_ns
+            _check_window(starts, ends)
+            changes.update({"starts_ns": starts, "ends_ns": ends, "cancelled": int(cancel),
+                            "started_told": int(old.started_told and starts <= now) if not cancel else 1,
+                            "completed_told": int(complete_now or cancel or (old.completed_told and ends <= now))})
+            before = dataclasses.asdict(old)
+            changes = {key: value for key, value in changes.items() if before[key] != value}
+            tx.update_maintenance(maintenance_id, changes, item_ids, now)
+            record = tx.get_maintenance(maintenance_id)
+            self._retally(tx, set(old.item_ids) | set(record.item_ids) if old.item_ids and record.item_ids else (),
+                          min(old.starts_ns, record.starts_ns), max(old.ends_ns, record.ends_ns))
+            if cancel:
+                self._tell_maintenance(tx, "maintenance.cancelled", record, now)
+            elif complete_now:
+                self._tell_maintenance(tx, "maintenance.completed", record, now)
+            self._audit(tx, actor, "UpdateMaintenance", maintenance_id, {
+                key: [before[key], value] for key, value in changes.items() if not key.endswith("_told")})
+            return record.to_api(now)
+
+    def delete_maintenance(self, actor, maintenance_id):
+        _required_id(maintenance_id, "maintenance_id")
+        with self._store.write() as tx:
+            old = self._existing_maintenance(tx, maintenance_id)
+            tx.delete_maintenance(maintenance_id)
+            self._retally(tx, old.item_ids, old.starts_ns, old.ends_ns)
+            self._audit(tx, actor, "DeleteMaintenance", maintenance_id, {"title": [old.title, None]})
+
+    def get_maintenance(self, maintenance_id):
+        _required_id(maintenance_id, "maintenance_id")
+        with self._store.read() as tx:
+            record = self._existing_maintenance(tx, maintenance_id)
+        now = CLOCK.wall_ns()
+        valid_until(_next_moment(record, now))
+        return record.to_api(now)
+
+    def list_maintenances(self, states=(), size=0, token=""):
+        """(A page of windows, soonest start first, of these states (all when none), the next page's token)."""
+        size, after = page_size(size, "page_size"), read_page_token(token, "maintenances")
+        for state in states:
+            if state not in pb.MaintenanceState.values() or state == pb.MAINTENANCE_STATE_UNSPECIFIED:
+                raise InvalidArgument(f"unknown maintenance state {state}")
+        now, found, position = CLOCK.wall_ns(), [], _position(after)
+        with self._store.read() as tx:
+            while len(found) <= size:
+                batch = tx.list_maintenances(max(size + 1, 100), position)
+                for record in batch:
+                    valid_until(_next_moment(record, now))
+                    if not states or record.state_at(now) in states:
+                        found.append(record)
+                if len(batch) < max(size + 1, 100):
+                    break
+                position = (batch[-1].starts_ns, batch[-1].id)
+        page = found[:size]
+        token = make_page_token("maintenances", f"{page[-1].starts_ns}.{page[-1].id}") if len(found) > size else ""
+        return [record.to_api(now) for record in page], token
+
+    def maintenances(self, now_ns, limit=MAINTENANCES_LISTED):
+        """The windows of the public page and the outside formats: every one but the cancelled, the most recent
+        ``limit`` starts (by start, soonest first)."""
+        records = [record for record in self.calendar().records]
+        valid_until(self.calendar().next_change(now_ns))
+        return records[-limit:]
+
+    def tell_maintenance_transitions(self):
+        """Tell of the windows that started or ended since last looked at: each once, whoever looks."""
+        now = CLOCK.wall_ns()
+        with self._store.write(changes_data=False) as tx:
+            for record in tx.maintenances_to_tell(now):
+                if record.starts_ns <= now and not record.started_told and tx.mark_told(record.id, "started"):
+                    self._tell_maintenance(tx, "maintenance.started", record, now)
+                if record.ends_ns <= now and not record.completed_told and tx.mark_told(record.id, "completed"):
+                    self._tell_maintenance(tx, "maintenance.completed", record, now)
+
+    def _tell_maintenance(self, tx, event_type, record, now_ns):
+        self._tell(tx, event_type, record.item_ids, {"maintenance": json_format.MessageToDict(record.to_api(now_ns))})
+
+    @staticmethod
+    def _existing_maintenance(tx, maintenance_id):
+        record = tx.get_maintenance(maintenance_id)
+        if record is None:
+            raise NotFound(f"maintenance {maintenance_id} not found")
+        return record
+
+    def _retally(self, tx, item_ids, start_ns, end_ns):
+        """Tally again the days [start_ns, end_ns) touches, of these items (none: every item), as the maintenance
+        windows now are: a window added or moved afterwards changes what those days were."""
+        end_ns = min(end_ns, CLOCK.wall_ns())
+        if start_ns >= end_ns:
+            return
+        first, last = self.zone.day_of(start_ns), self.zone.day_of(end_ns - 1)
+        span = (self.zone.start_ns(first), self.zone.start_ns(last + datetime.timedelta(days=1)))
+        calendar = MaintenanceCalendar(tx.maintenances_between(*span))
+        for item_id in item_ids or tx.all_item_ids():
+            tx.delete_tallies(item_id, first.isoformat(), last.isoformat())
+            points = tx.change_points(item_id, *span)
+            tallies = {}
+            for (at, condition), (next_at, _) in zip(points, points[1:]):
+                start, end = max(at, span[0]), min(next_at, span[1])
+                if start < end:
+                    tally(tallies, self.zone, start, end, condition or pb.CONDITION_UNSPECIFIED,
+                          calendar.windows(item_id, start, end))
+            tx.add_to_tallies(item_id, tallies)
+
+    # -- webhooks ------------------------------------------------------------------------------------------------
+
+    def add_webhook(self, actor, url, description="", events=(), body_format=""):
+        url = _clean_webhook_url(url)
+        description = _clean_text(description, "description", MAX_DESCRIPTION_CHARS)
+        unknown = sorted(set(events) - EVENT_TYPES)
+        if unknown:
+            raise InvalidArgument(f"unknown event {unknown[0]!r}; events are {', '.join(sorted(EVENT_TYPES))}")
+        body_format = body_format or "standard"
+        if body_format not in ("standard", "statuspage"):
+            raise InvalidArgument('body_format must be "standard" or "statuspage"')
+        secret = secrets.token_bytes(WEBHOOK_SECRET_BYTES)
+        with self._store.write(changes_data=False) as tx:
+            now = CLOCK.now_ns()
+            record = WebhookRecord(IDS.new(), url, description, tuple(dict.fromkeys(events)), body_format, secret,
+                                   False, now, now)
+            tx.insert_webhook(record)
+            self._audit(tx, actor, "AddWebhook", record.id, {"url": [None, url], "events": [None, list(events)]})
+        return record.to_api(), "whsec_" + base64.b64encode(secret).decode()
+
+    def list_webhooks(self):
+        with self._store.read() as tx:
+            return [record.to_api() for record in tx.list_webhooks()]
+
+    def delete_webhook(self, actor, webhook_id):
+        _required_id(webhook_id, "webhook_id")
+        with self._store.write(changes_data=False) as tx:
+            record = self.existing_webhook(tx, webhook_id)
+            tx.delete_webhook(webhook_id)
+            self._audit(tx, actor, "DeleteWebhook", webhook_id, {"url": [record.url, None]})
+
+    def list_deliveries(self, webhook_id, size=0, token=""):
+        _required_id(webhook_id, "webhook_id")
+        size, after = page_size(size, "page_size"), read_page_token(token, "deliveries")
+        with self._store.read() as tx:
+            self.existing_webhook(tx, webhook_id)
+            found = tx.list_deliveries(webhook_id, size + 1, _position(after))
+        more = len(found) > size
+        return ([record.to_api() for record in found[:size]],
+                make_page_token("deliveries", f"{found[size - 1].created_ns}.{found[size - 1].id}") if more else "")
+
+    @staticmethod
+    def existing_webhook(tx, webhook_id):
+        record = tx.get_webhook(webhook_id)
+        if record is None:
+            raise NotFound(f"webhook {webhook_id} not found")
+        return record
+
+    # -- the outbox: from events to deliveries -------------------------------------------------------------------
+    # Called by the delivery worker (section 16). Each step reads first and writes only when there is work, so an
+    # idle worker never takes the lock writes need.
+
+    def fan_out(self, limit=FAN_OUT_BATCH):
+        """Turn events not yet fanned out into one delivery per receiver that wants them; how many events."""
+        with self._store.read() as tx:
+            if not tx.events_to_fan_out(1):
+                return 0
+        with self._store.write(changes_data=False) as tx:
+            events = tx.events_to_fan_out(limit)
+            webhooks = tx.list_webhooks()
+            subscribers = [s for s in tx.list_subscribers() if s.confirmed_ns] if any(
+                event.type in MAILED_EVENTS for event in events) else []
+            now = CLOCK.wall_ns()  # (the worker's times need not be unique: it leaves now_ns to the writes)
+            for event in events:
+                receivers = [("webhook", webhook.id) for webhook in webhooks if webhook.wants(event.type) and (
+                    webhook.body_format == "standard" or event.type in STATUSPAGE_EVENTS)]
+                if event.type == "subscriber.confirm":
+                    receivers.append(("email", json.loads(event.body)["data"]["subscriberId"]))
+                elif event.type in MAILED_EVENTS:
+                    receivers += [("email", s.id) for s in subscribers
+                                  if not s.item_ids or not event.item_ids or set(s.item_ids) & set(event.item_ids)]
+                for channel, target in receivers:
+                    tx.insert_delivery(DeliveryRecord(IDS.new(), event.id, event.type, channel, target, 0, "pending",
+                                                      None, "", None, None, now, now))
+            tx.mark_fanned_out([event.id for event in events])
+        return len(events)
+
+    def claim_deliveries(self, limit, lease_ns):
+        """[(delivery, event, its webhook or subscriber)] due now, leased to this worker for ``lease_ns``."""
+        now = CLOCK.wall_ns()
+        with self._store.read() as tx:
+            due = tx.next_delivery_ns()
+        if due is None or due > now or limit <= 0:
+            return []
+        with self._store.write(changes_data=False) as tx:
+            claimed = tx.claim_deliveries(now, now + lease_ns, limit)
+            found = []
+            for delivery in claimed:
+                target = tx.get_webhook(delivery.target_id) if delivery.channel == "webhook" else \
+                    tx.get_subscriber(subscriber_id=delivery.target_id)
+                event = tx.get_event(delivery.event_id)
+                if target is None or event is None:  # (removed since: nobody to tell)
+                    tx.record_attempt(delivery.id, delivery.attempt, "failed", None, "the receiver is gone", 0,
+                                      now, None)
+                    continue
+                found.append((delivery, event, target))
+        return found
+
+    def record_attempt(self, delivery, status_code, error, duration_ms, delivered, gone=False):
+        """How an attempt went: delivered, retried later (Standard Webhooks' schedule), or given up; a webhook
+        whose receiver answered 410 Gone is disabled."""
+        now = CLOCK.wall_ns()
+        attempt = delivery.attempt + 1
+        if delivered:
+            state, next_ns = "delivered", None
+        elif gone or attempt > len(RETRY_DELAYS_S):
+            state, next_ns = "failed", None
+        else:
+            state, next_ns = "pending", now + RETRY_DELAYS_S[attempt - 1] * 10 ** 9
+        with self._store.write(changes_data=False) as tx:
+            tx.record_attempt(delivery.id, attempt, state, status_code, error, duration_ms, now, next_ns)
+            if gone and delivery.channel == "webhook":
+                tx.disable_webhook(delivery.target_id, now)
+        return dataclasses.replace(delivery, attempt=attempt, state=state, status_code=status_code, error=error,
+                                   duration_ms=duration_ms, attempted_ns=now, next_ns=next_ns)
+
+    def prune_notifications(self, retention_days):
+        with self._store.write(changes_data=False) as tx:
+            return tx.prune_notifications(CLOCK.wall_ns() - retention_days * 86_400 * 10 ** 9)
+
+    def test_webhook(self, actor, webhook_id):
+        """Send a ping to a webhook now, and say how it went (recorded among its deliveries like any other)."""
+        _required_id(webhook_id, "webhook_id")
+        with self._store.write(changes_data=False) as tx:
+            webhook = self.existing_webhook(tx, webhook_id)
+            now = CLOCK.now_ns()
+            event = EventRecord(f"msg_{IDS.new()}", "ping", (), json.dumps(
+                {"type": "ping", "timestamp": utc_iso(now), "data": {"webhookId": webhook_id}}), now)
+            tx.insert_event(event)
+            tx.mark_fanned_out([event.id])
+            delivery = DeliveryRecord(IDS.new(), event.id, "ping", "webhook", webhook_id, 0, "pending", None, "",
+                                      None, None, None, now)
+            tx.insert_delivery(delivery)
+        status_code, error, duration_ms = send_webhook(webhook, event, self.page_identity()[0])
+        delivered = status_code is not None and 200 <= status_code < 300
+        return self.record_attempt(delivery, status_code, error, duration_ms, delivered, gone=status_code == 410
+                                   ).to_api()
+
+    # -- e-mail subscribers ----------------------------------------------------------------------------------------
+
+    def token_secret(self):
+        """The key subscribers' link tokens are made with (made once per database; the tokens are not stored)."""
+        with self._store.read() as tx:
+            secret = tx.get_setting("token_secret")
+        if secret is None:
+            with self._store.write(changes_data=False) as tx:
+                secret = tx.get_setting("token_secret")
+                if secret is None:
+                    secret = secrets.token_hex(32)
+                    tx.set_setting("token_secret", secret)
+        return bytes.fromhex(secret)
+
+    def link_token(self, purpose, subscriber_id, nonce=""):
+        mac = hmac.new(self.token_secret(), f"{purpose}:{subscriber_id}:{nonce}".encode(), "sha256").digest()
+        return f"{subscriber_id}.{base64.urlsafe_b64encode(mac[:18]).decode()}"
+
+    def subscribe(self, email, item_ids=()):
+        """Ask a new address to confirm (by a link mailed to it); an address already confirmed is left as it is.
+        Says nothing of which it was (the caller answers the same either way)."""
+        email = _clean_email(email)
+        item_ids = _ids_filter(item_ids, "items")
+        with self._store.write(changes_data=False) as tx:
+            self._check_items(tx, item_ids)
+            found = tx.get_subscriber(email=email)
+            if found is not None and found.confirmed_ns:
+                return
+            now = CLOCK.now_ns()
+            record = SubscriberRecord(found.id if found else IDS.new(), email, tuple(item_ids),
+                                      secrets.token_hex(8), now + CONFIRM_LINK_S * 10 ** 9, None,
+                                      found.created_ns if found else now)
+            tx.upsert_subscriber(record)
+            self._tell(tx, "subscriber.confirm", (), {"subscriberId": record.id}, now)
+
+    def _subscriber_of(self, tx, token, purpose):
+        subscriber_id, _, _ = token.partition(".")
+        record = tx.get_subscriber(subscriber_id=subscriber_id) if 0 < len(subscriber_id) <= MAX_ID_CHARS else None
+        nonce = (record.confirm_nonce or "") if record is not None and purpose == "confirm" else ""
+        if record is None or not hmac.compare_digest(token, self.link_token(purpose, subscriber_id, nonce)):
+            return None
+        return record
+
+    def confirm_subscription(self, token):
+        """True when the link confirmed (or had confirmed) its address; False when it is unknown or expired."""
+        with self._store.write(changes_data=False) as tx:
+            record = self._subscriber_of(tx, token, "confirm")
+            if record is None or (not record.confirmed_ns and record.confirm_by_ns < CLOCK.wall_ns()):
+                return False
+            if not record.confirmed_ns:
+                tx.upsert_subscriber(dataclasses.replace(record, confirmed_ns=CLOCK.now_ns()))
+        return True
+
+    def unsubscribe(self, token):
+        """Remove the address the link is for; a link whose address is already gone is fine too (it is gone)."""
+        with self._store.write(changes_data=False) as tx:
+            record = self._subscriber_of(tx, token, "unsubscribe")
+            if record is not None:
+                tx.delete_subscriber(record.id)
+
+    def list_subscribers(self):
+        with self._store.read() as tx:
+            return tx.list_subscribers()
+
+    def remove_subscriber(self, actor, subscriber_id):
+        _required_id(subscriber_id, "id")
+        with self._store.write(changes_data=False) as tx:
+            record = tx.get_subscriber(subscriber_id=subscriber_id)
+            if record is None:
+                raise NotFound(f"subscriber {subscriber_id} not found")
+            tx.delete_subscriber(subscriber_id)
+            self._audit(tx, actor, "RemoveSubscriber", subscriber_id, {"email": [record.email, None]})
+
     # -- notes -----------------------------------------------------------------------------------------------
     # A note is part of what an item shows, so changing one moves the item's ``updated`` too.
 
@@ -2563,6 +3561,7 @@ class StatusThingService:
             note_id, now = IDS.new(), CLOCK.now_ns()
             tx.insert_note(note_id, item_id, text, now)
             tx.touch_item(item_id, now)
+            self._tell_note(tx, "note.created", note_id, item_id)
             self._audit(tx, actor, "AddNote", note_id, {"item_id": [None, item_id], "text": [None, text]}, item_id)
             return tx.get_note(note_id)[0]
 
@@ -2575,6 +3574,7 @@ class StatusThingService:
                 now = CLOCK.now_ns()
                 tx.update_note(note_id, text, now)
                 tx.touch_item(item_id, now)
+                self._tell_note(tx, "note.updated", note_id, item_id, incident_too=False)
                 self._audit(tx, actor, "UpdateNote", note_id, {"text": [note.text, text]}, item_id)
 
     def delete_note(self, actor, note_id):
@@ -2583,8 +3583,16 @@ class StatusThingService:
             note, item_id = self._existing_note(tx, note_id)
             tx.delete_note(note_id)
             tx.touch_item(item_id, CLOCK.now_ns())
+            self._tell(tx, "note.deleted", [item_id], {"note": note_json(note), "itemId": item_id})
             self._audit(tx, actor, "DeleteNote", note_id, {"item_id": [item_id, None], "text": [note.text, None]},
                         item_id)
+
+    def _tell_note(self, tx, event_type, note_id, item_id, incident_too=True):
+        """Tell of a note; one written while its item has an incident going on is an update of that incident."""
+        self._tell(tx, event_type, [item_id], {"note": note_json(tx.get_note(note_id)[0]), "itemId": item_id})
+        incident = tx.open_incident(item_id) if incident_too else None
+        if incident is not None:
+            self._tell_incident(tx, "incident.updated", incident[0])
 
     @staticmethod
     def _clean_note(text):
@@ -2993,6 +4001,24 @@ BINDINGS = {  # rpc name -> (service, request, actor) -> response; reads ignore 
             r.item_ids, _time_of(r, "since"), _time_of(r, "until"), r.page_size, r.page_token)))),
     "GetUptime": lambda svc, r, actor: pb.GetUptimeResponse(
         **dict(zip(("items", "time_zone"), svc.get_uptime(r.item_ids, r.days)))),
+    "AddMaintenance": lambda svc, r, actor: pb.AddMaintenanceResponse(maintenance=svc.add_maintenance(
+        actor, r.title, r.description, r.item_ids, _time_of(r, "starts_at"), _time_of(r, "ends_at"))),
+    "GetMaintenance": lambda svc, r, actor: pb.GetMaintenanceResponse(maintenance=svc.get_maintenance(
+        r.maintenance_id)),
+    "ListMaintenances": lambda svc, r, actor: pb.ListMaintenancesResponse(
+        **dict(zip(("maintenances", "next_page_token"), svc.list_maintenances(r.states, r.page_size, r.page_token)))),
+    "UpdateMaintenance": lambda svc, r, actor: pb.UpdateMaintenanceResponse(maintenance=svc.update_maintenance(
+        actor, r.maintenance_id, _optional(r, "title"), _optional(r, "description"), list(r.item_ids),
+        _time_of(r, "starts_at"), _time_of(r, "ends_at"), r.complete_now, r.cancel)),
+    "DeleteMaintenance": lambda svc, r, actor: svc.delete_maintenance(actor, r.maintenance_id)
+    or pb.DeleteMaintenanceResponse(),
+    "AddWebhook": lambda svc, r, actor: pb.AddWebhookResponse(
+        **dict(zip(("webhook", "secret"), svc.add_webhook(actor, r.url, r.description, r.events, r.body_format)))),
+    "ListWebhooks": lambda svc, r, actor: pb.ListWebhooksResponse(webhooks=svc.list_webhooks()),
+    "DeleteWebhook": lambda svc, r, actor: svc.delete_webhook(actor, r.webhook_id) or pb.DeleteWebhookResponse(),
+    "ListDeliveries": lambda svc, r, actor: pb.ListDeliveriesResponse(
+        **dict(zip(("deliveries", "next_page_token"), svc.list_deliveries(r.webhook_id, r.page_size, r.page_token)))),
+    "TestWebhook": lambda svc, r, actor: pb.TestWebhookResponse(delivery=svc.test_webhook(actor, r.webhook_id)),
     "ListIncidents": lambda svc, r, actor: pb.ListIncidentsResponse(
         **dict(zip(("incidents", "next_page_token"), svc.list_incidents(
             r.item_ids, _time_of(r, "since"), _time_of(r, "until"), r.unresolved_only, r.page_size, r.page_token)))),
@@ -3009,7 +4035,11 @@ class Method:
     request_class: type
     response_class: type
     call: object  # (StatusThingService, request, Actor or None) -> response
-    reads_only: bool  # its answer may be kept until the next write
+    reads_only: bool  # a Get or List
+    public: bool  # a read anyone may make (not WebhookService's): its answer may be kept until the next write
+
+
+PRIVATE_SERVICES = frozenset({"WebhookService"})  # every RPC of these needs credentials, reads too
 
 
 def _build_methods():
@@ -3019,7 +4049,8 @@ def _build_methods():
             path = f"/{service.full_name}/{method.name}"
             methods[path] = Method(path, service.full_name, method.name, getattr(pb, method.input_type.name),
                                    getattr(pb, method.output_type.name), BINDINGS[method.name],
-                                   method.name.startswith(("Get", "List")))
+                                   method.name.startswith(("Get", "List")),
+                                   method.name.startswith(("Get", "List")) and service.name not in PRIVATE_SERVICES)
     assert len(methods) == len(BINDINGS), "every binding must match an RPC of services.proto"
     return methods
 
@@ -3271,7 +4302,7 @@ class ItemAnswers:
             return make(item, version, past, incidents, OpenDay(item.id, closed.get(today), last_change_ns,
                                                                 last_condition, incidents.get(today.isoformat(), 0)))
 
-        parts = self.parts((*form, today), versions, notes_limit, encode, cost=cost,
+        parts = self.parts((*form, today, service.calendar().version), versions, notes_limit, encode, cost=cost,
                            prepare=lambda item_ids: service.bar_inputs(item_ids, window, count_incidents))
         valid_until(min(now_ns + HISTORY_FRESH_NS, zone.start_ns(today + datetime.timedelta(days=1))))
         return today, parts
@@ -3281,17 +4312,27 @@ class ItemAnswers:
         fixed part (its head, notes, and the bar's days before today) kept, today's mark and the uptime figure
         (which move with the clock) made on each call. Past BARS_UP_TO_ITEMS items the cards have no bars."""
         versions = self.versions()
+        calendar = self._service.calendar()
+        valid_until(calendar.next_change(now_ns))  # (when an item goes into or out of maintenance)
+
+        def shown(item):
+            return shown_condition(item, calendar, now_ns)
         if len(versions) > BARS_UP_TO_ITEMS:
-            cards = self.parts(("page-without-bars",), versions, NOTES_ON_FRONT_PAGE,
-                               lambda item, version, _: FrontCard.of(item, version), FrontCard.cost)
+            cards = self.parts(("page-without-bars", calendar.key(now_ns)), versions, NOTES_ON_FRONT_PAGE,
+                               lambda item, version, _: FrontCard.of(item, version, condition=shown(item)),
+                               FrontCard.cost)
             return [(card.summary, card.head) for card in cards]
-        today, cards = self._history_parts(("page",), BAR_DAYS, now_ns, versions, NOTES_ON_FRONT_PAGE,
-                                           FrontCard.of, FrontCard.cost)
+        today, cards = self._history_parts(
+            ("page", calendar.key(now_ns)), BAR_DAYS, now_ns, versions, NOTES_ON_FRONT_PAGE,
+            lambda item, *parts: FrontCard.of(item, *parts, condition=shown(item)), FrontCard.cost)
         return [(card.summary, card.with_today(self._service, today, now_ns)) for card in cards]
 
     def uptime_windows(self, now_ns):
         """[UptimeWindows] of every item, for /metrics."""
-        return self._history_parts(("windows",), BAR_DAYS, now_ns, self.versions(), 0, UptimeWindows.of,
+        calendar = self._service.calendar()
+        return self._history_parts(("windows", calendar.key(now_ns)), BAR_DAYS, now_ns, self.versions(), 0,
+                                   lambda item, *parts: UptimeWindows.of(
+                                       item, *parts, condition=shown_condition(item, calendar, now_ns)),
                                    lambda part: 300, count_incidents=False)[1]
 
     def uptime(self, request, wire):
@@ -3328,8 +4369,9 @@ class UptimeWindows(typing.NamedTuple):
     open_day: OpenDay
 
     @classmethod
-    def of(cls, item, version, past_days, incidents_by_day, open_day):
-        return cls(item.id, item.name, item.group, _condition_of_item(item), uptime_sums(past_days),
+    def of(cls, item, version, past_days, incidents_by_day, open_day, condition=None):
+        return cls(item.id, item.name, item.group, _condition_of_item(item) if condition is None else condition,
+                   uptime_sums(past_days),
                    uptime_sums(past_days[-29:]), open_day)
 
     def ratios(self, service, now_ns):
@@ -3738,8 +4780,8 @@ class ItemSummary(typing.NamedTuple):
     group: str
 
     @classmethod
-    def of(cls, item):
-        return cls(item.id, item.name, _condition_of_item(item), item.group)
+    def of(cls, item, condition=None):
+        return cls(item.id, item.name, _condition_of_item(item) if condition is None else condition, item.group)
 
 
 class FrontCard(typing.NamedTuple):
@@ -3754,18 +4796,19 @@ class FrontCard(typing.NamedTuple):
     open_day: OpenDay
 
     @classmethod
-    def of(cls, item, version, past_days=None, incidents_by_day=None, open_day=None):
-        """The card; without ``past_days``, one without a bar."""
+    def of(cls, item, version, past_days=None, incidents_by_day=None, open_day=None, condition=None):
+        """The card (``condition``: the one shown, when not its status's); without ``past_days``, one without a
+        bar."""
         # The notes of the item's present state: those written since its last status change.
         since = version[VERSION_LAST_CHANGE_NS] or 0
         current = [note for note in item.notes if note.timestamps.created.ToNanoseconds() >= since]
         del item.notes[:]
         item.notes.extend(current)
-        head, tail = card_head(item), card_tail(item, version[VERSION_NOTES_COUNT])
+        head, tail = card_head(item, condition), card_tail(item, version[VERSION_NOTES_COUNT])
         if past_days is None:  # (all of it in head)
-            return cls(ItemSummary.of(item), (head + tail).encode(), b"", (0, 0), (0, 0), open_day)
+            return cls(ItemSummary.of(item, condition), (head + tail).encode(), b"", (0, 0), (0, 0), open_day)
         head += card_bar_start(item, past_days, incidents_by_day, BAR_DAYS)
-        return cls(ItemSummary.of(item), head.encode(), tail.encode(), uptime_sums(past_days),
+        return cls(ItemSummary.of(item, condition), head.encode(), tail.encode(), uptime_sums(past_days),
                    uptime_sums(past_days[1 - NARROW_BAR_DAYS:]), open_day)
 
     def cost(self):
@@ -3781,11 +4824,11 @@ class FrontCard(typing.NamedTuple):
                          bar_end(percent, narrow_percent, BAR_DAYS).encode(), self.tail))
 
 
-def card_head(item):
+def card_head(item, condition=None):
     iid = _html(item.id)
     parts = [f'<li class="item" id="item-{iid}"><article aria-labelledby="name-{iid}">',
              f'<div class="item-head"><h2 id="name-{iid}"><a href="/items/{iid}">{_html(item.name)}</a></h2>'
-             f'{condition_badge(_condition_of_item(item), item.status.name)}</div>']
+             f'{condition_badge(_condition_of_item(item) if condition is None else condition, item.status.name)}</div>']
     if item.description:
         parts.append(f'<p class="description">{_html(item.description)}</p>')
     return "".join(parts)
@@ -3970,19 +5013,55 @@ def fill_template(template, values):
     return _PLACEHOLDER.sub(lambda match: values.get(match[1], match[0]), template)
 
 
-def render_status_page(template, title, entries, incidents_html, zone_name, as_of_ns):
+def render_status_page(template, title, entries, incidents_html, zone_name, as_of_ns, maintenance_html="",
+                       subscribe_html=""):
     """The front page, as bytes, from [(ItemSummary, card bytes)] and the past incidents' HTML: the cards are joined
     as they are, not decoded and encoded again."""
     condition, sentence = overall_line([summary for summary, _ in entries])
-    content = (overall_html(condition, sentence) + _CARDS
+    content = (overall_html(condition, sentence) + maintenance_html + _CARDS
                + f'<section aria-labelledby="past"><h2 id="past">Past incidents</h2>{incidents_html}'
-                 f'<p class="more"><a href="/history">Incident history &rarr;</a></p></section>')
+                 f'<p class="more"><a href="/history">Incident history &rarr;</a></p></section>' + subscribe_html)
     page = _fill(template, title, content, as_of_ns, zone_name=zone_name)
     before, _, after = page.partition(_CARDS)
     return b"".join((before.encode(), *(systems_html(entries) if entries else ()), after.encode()))
 
 
 _CARDS = "<!--cards-->"  # where the cards go (a user's text is escaped, so it never holds "<!--")
+MAINTENANCES_SHOWN = 10  # on the front page: those going on, then the next ones
+
+
+def maintenance_html(records, names, now_ns):
+    """The front page's "Scheduled maintenance": windows going on, then upcoming ones, with what they affect."""
+    if not records:
+        return ""
+    articles = []
+    for record in records[:MAINTENANCES_SHOWN]:
+        if record.starts_ns <= now_ns:
+            when = f"<strong>In progress</strong>, until {_time(timestamp(record.ends_ns))}"
+        else:
+            when = f"From {_time(timestamp(record.starts_ns))} to {_time(timestamp(record.ends_ns))}"
+        affected = ", ".join(_html(names[item_id]) for item_id in record.item_ids if item_id in names) \
+            if record.item_ids else "all systems"
+        articles.append(f'<article class="incident b-maintenance" id="maintenance-{_html(record.id)}"><h3>'
+                        f'{_html(record.title)}</h3><p class="meta">{when}</p><p>Affects {affected}.</p>'
+                        + (f'<p>{linked_text(record.description)}</p>' if record.description else "") + "</article>")
+    return (f'<section aria-labelledby="maintenance"><h2 id="maintenance">Scheduled maintenance</h2>'
+            f'{"".join(articles)}</section>')
+
+
+def subscribe_html(items):
+    """The form to be told by e-mail: of the whole page, or (a few dozen items at most) of some systems."""
+    choices = ""
+    if 0 < len(items) <= BARS_UP_TO_ITEMS:
+        boxes = "".join(f'<label class="choice"><input type="checkbox" name="items" value="{_html(item.id)}"> '
+                        f'{_html(item.name)}</label>' for item in items)
+        choices = (f'<details><summary>Only some systems</summary><fieldset><legend>Tell me about</legend>{boxes}'
+                   f'</fieldset></details>')
+    return ('<section aria-labelledby="subscribe"><h2 id="subscribe">Get updates by e-mail</h2>'
+            '<form method="post" action="/subscribe" class="subscribe"><label>E-mail address <input type="email" '
+            f'name="email" required maxlength="254" autocomplete="email"></label>{choices}'
+            '<button class="button">Subscribe</button></form><p class="meta">A link to confirm comes first; every '
+            'e-mail has a link to stop them.</p></section>')
 
 
 def render_missing_page(template, title):
@@ -3990,7 +5069,8 @@ def render_missing_page(template, title):
     return _fill(template, title, content, CLOCK.now_ns(), page_title=f"Not found · {title}")
 
 
-def render_item_page(template, title, zone_name, item, bar_html, entries, older, day=None, on_day=None):
+def render_item_page(template, title, zone_name, item, bar_html, entries, older, day=None, on_day=None,
+                     condition=None):
     """An item's page: its card with the 90-day bar, and its timeline (status changes and notes as updates, newest
     first), one page of it (``older``: where the next page starts) or one ``day`` of it (``on_day``: that day's
     UptimeDay, when it is within the bar)."""
@@ -3998,7 +5078,7 @@ def render_item_page(template, title, zone_name, item, bar_html, entries, older,
     timeline = updates_html([entry for entry in entries if isinstance(entry, pb.StatusChange)],
                             [entry for entry in entries if isinstance(entry, pb.Note)])
     heading = f"Timeline of {day.strftime('%-d %B %Y')}" if day else "Timeline"
-    content = ['<p><a href="/">&larr; All systems</a></p><ul class="items">', card_head(item), bar_html,
+    content = ['<p><a href="/">&larr; All systems</a></p><ul class="items">', card_head(item, condition), bar_html,
                f'<p class="changed">Updated {_time(item.timestamps.updated)}</p></article></li></ul>',
                f'<section aria-labelledby="timeline"><h2 id="timeline">{heading}</h2>']
     if on_day is not None:
@@ -4073,10 +5153,9 @@ def group_id(group):
     return "group-" + hashlib.sha256(group.encode()).hexdigest()[:10]
 
 
-def sp_component(item, page_id, position, zone):
-    """An item as a Statuspage component. An item in no condition (no status, CREATED, DECOMM) has no
-    Statuspage status: it is listed as operational with ``only_show_if_degraded``, which hides it."""
-    condition = item.status.condition if item.HasField("status") else pb.CONDITION_UNSPECIFIED
+def sp_component(item, page_id, position, zone, condition):
+    """An item as a Statuspage component, in the condition shown. An item in no condition (no status, CREATED,
+    DECOMM) has no Statuspage status: it is listed as operational with ``only_show_if_degraded``, which hides it."""
     created = item.timestamps.created.ToNanoseconds()
     return {"id": item.id, "name": item.name, "status": SP_STATUS.get(condition, "operational"),
             "created_at": sp_time(created), "updated_at": sp_time(item.timestamps.updated.ToNanoseconds()),
@@ -4085,7 +5164,7 @@ def sp_component(item, page_id, position, zone):
             "page_id": page_id, "group": False, "only_show_if_degraded": condition == pb.CONDITION_UNSPECIFIED}
 
 
-def sp_components(items, page_id, zone):
+def sp_components(items, page_id, zone, conditions):
     """Every item as a component, in the page's order; each group as a row of its own (``group: true``, its
     members' ids in ``components``) where its first member stands, its members after it."""
     members = {}
@@ -4097,17 +5176,16 @@ def sp_components(items, page_id, zone):
         if item.group and item.group not in done:
             done.add(item.group)
             group = members[item.group]
-            conditions = [member.status.condition for member in group if member.HasField("status")]
             rows.append({"id": group_id(item.group), "name": item.group,
-                         "status": SP_STATUS.get(worst(conditions), "operational"),
+                         "status": SP_STATUS.get(worst(conditions[member.id] for member in group), "operational"),
                          "created_at": sp_time(min(m.timestamps.created.ToNanoseconds() for m in group)),
                          "updated_at": sp_time(max(m.timestamps.updated.ToNanoseconds() for m in group)),
                          "position": len(rows) + 1, "description": None, "showcase": False, "start_date": None,
                          "group_id": None, "page_id": page_id, "group": True, "only_show_if_degraded": False,
                          "components": [member.id for member in group]})
-            rows.extend(sp_component(member, page_id, len(rows) + 1, zone) for member in group)
+            rows.extend(sp_component(member, page_id, len(rows) + 1, zone, conditions[member.id]) for member in group)
         elif not item.group:
-            rows.append(sp_component(item, page_id, len(rows) + 1, zone))
+            rows.append(sp_component(item, page_id, len(rows) + 1, zone, conditions[item.id]))
     return rows
 
 
@@ -4179,6 +5257,42 @@ def sp_incident(incident, components_by_id, page_id, origin):
             "components": [component] if component else []}
 
 
+def maintenance_updates(record, now_ns):
+    """A window's updates as readers see them, newest first: (time, label, Statuspage status, text)."""
+    updates = [(record.created_ns, "Scheduled", "scheduled", record.description or
+                f"{record.title}: scheduled from {utc_iso(record.starts_ns, 'minutes')} to "
+                f"{utc_iso(record.ends_ns, 'minutes')} UTC.")]
+    if record.starts_ns <= now_ns:
+        updates.append((record.starts_ns, "In progress", "in_progress", "The maintenance is in progress."))
+    if record.ends_ns <= now_ns:
+        updates.append((record.ends_ns, "Completed", "completed", "The maintenance is completed."))
+    return updates[::-1]
+
+
+SP_MAINTENANCE_STATE = {pb.MAINTENANCE_STATE_SCHEDULED: "scheduled", pb.MAINTENANCE_STATE_IN_PROGRESS: "in_progress",
+                        pb.MAINTENANCE_STATE_COMPLETED: "completed", pb.MAINTENANCE_STATE_CANCELLED: "completed"}
+
+
+def sp_maintenance(record, now_ns, components_by_id, page_id, origin):
+    """A maintenance window as Statuspage's scheduled maintenance: an incident with impact "maintenance" and its
+    window (scheduled_for, scheduled_until)."""
+    updates = maintenance_updates(record, now_ns)
+    ended = record.ends_ns <= now_ns
+    return {"id": record.id, "name": record.title, "status": SP_MAINTENANCE_STATE[record.state_at(now_ns)],
+            "created_at": sp_time(record.created_ns), "updated_at": sp_time(max(record.updated_ns, updates[0][0])),
+            "monitoring_at": None, "resolved_at": sp_time(record.ends_ns) if ended else None, "impact": "maintenance",
+            "shortlink": f"{origin}/#maintenance-{record.id}", "started_at": sp_time(record.starts_ns),
+            "page_id": page_id,
+            "incident_updates": [{"id": f"{record.id}-{status}", "status": status, "body": text,
+                                  "incident_id": record.id, "created_at": sp_time(at), "updated_at": sp_time(at),
+                                  "display_at": sp_time(at), "affected_components": None,
+                                  "deliver_notifications": True, "custom_tweet": None, "tweet_id": None}
+                                 for at, _, status, text in updates],
+            "components": [components_by_id[item_id] for item_id in record.item_ids if item_id in components_by_id]
+            if record.item_ids else [row for row in components_by_id.values() if not row["group"]],
+            "scheduled_for": sp_time(record.starts_ns), "scheduled_until": sp_time(record.ends_ns)}
+
+
 def sp_page(page_id, title, origin, zone, updated_ns):
     return {"id": page_id, "name": title, "url": origin, "time_zone": zone.name, "updated_at": sp_time(updated_ns)}
 
@@ -4202,11 +5316,34 @@ def _last_update_ns(incident):
                                                           merge_updates(incident.changes, incident.notes)])
 
 
-def atom_feed(incidents, title, origin, page_updated_ns):
+def maintenance_entry_html(record, now_ns):
+    parts = []
+    for at, label, _, text in maintenance_updates(record, now_ns):
+        moment = time.gmtime(at // 10 ** 9)
+        parts.append(f"<p><small>{time.strftime('%b', moment)} <var data-var='date'>{moment.tm_mday}</var>, "
+                     f"<var data-var='time'>{time.strftime('%H:%M', moment)}</var> UTC</small><br><strong>{label}"
+                     f"</strong> - {_html(text)}</p>")
+    return "".join(parts)
+
+
+def feed_entries(incidents, maintenances, origin, now_ns):
+    """(id suffix, title, published ns, updated ns, link, content HTML) of every entry, newest update first."""
+    entries = [(f"Incident/{incident.id}", incident_title(incident), incident.started_at.ToNanoseconds(),
+                _last_update_ns(incident), f"{origin}/incidents/{incident.id}", feed_entry_html(incident))
+               for incident in incidents]
+    entries += [(f"Maintenance/{record.id}", f"Maintenance: {record.title}", record.created_ns,
+                 max(record.updated_ns, maintenance_updates(record, now_ns)[0][0]),
+                 f"{origin}/#maintenance-{record.id}",
+                 maintenance_entry_html(record, now_ns)) for record in maintenances]
+    return sorted(entries, key=lambda entry: entry[3], reverse=True)
+
+
+def atom_feed(incidents, title, origin, page_updated_ns, maintenances=(), now_ns=0):
     """Atom (RFC 4287) in Statuspage's shape: one entry per incident, with stable ids; the feed's ``updated`` is
     its newest entry's (so an unchanged feed keeps its bytes, and its ETag)."""
     host = urllib.parse.urlsplit(origin).hostname  # (a tag: URI names a domain, without a port)
-    newest = max([_last_update_ns(incident) for incident in incidents], default=page_updated_ns)
+    entries = feed_entries(incidents, maintenances, origin, now_ns)
+    newest = max([entry[3] for entry in entries], default=page_updated_ns)
     name = _xml(f"{title} Status - Incident History")
     out = ['<?xml version="1.0" encoding="UTF-8"?>\n<feed xml:lang="en-US" xmlns="http://www.w3.org/2005/Atom">',
            f"<id>tag:{_xml(host)},2005:/history</id>",
@@ -4214,32 +5351,31 @@ def atom_feed(incidents, title, origin, page_updated_ns):
            f'<link rel="self" type="application/atom+xml" href="{_xml(origin)}/history.atom"/>',
            f"<title>{name}</title><updated>{utc_iso(newest, 'seconds')}</updated>",
            f"<author><name>{_xml(title)}</name></author>"]
-    for incident in incidents:
-        out.append(f"<entry><id>tag:{_xml(host)},2005:Incident/{_xml(incident.id)}</id>"
-                   f"<published>{utc_iso(incident.started_at.ToNanoseconds(), 'seconds')}</published>"
-                   f"<updated>{utc_iso(_last_update_ns(incident), 'seconds')}</updated>"
-                   f'<link rel="alternate" type="text/html" href="{_xml(origin)}/incidents/{_xml(incident.id)}"/>'
-                   f"<title>{_xml(incident_title(incident))}</title>"
-                   f'<content type="html">{_xml(feed_entry_html(incident))}</content></entry>')
+    for suffix, entry_title, published, updated, link, content in entries:
+        out.append(f"<entry><id>tag:{_xml(host)},2005:{_xml(suffix)}</id>"
+                   f"<published>{utc_iso(published, 'seconds')}</published>"
+                   f"<updated>{utc_iso(updated, 'seconds')}</updated>"
+                   f'<link rel="alternate" type="text/html" href="{_xml(link)}"/>'
+                   f"<title>{_xml(entry_title)}</title>"
+                   f'<content type="html">{_xml(content)}</content></entry>')
     out.append("</feed>\n")
     return "\n".join(out).encode()
 
 
-def rss_feed(incidents, title, origin, page_updated_ns):
-    """RSS 2.0 in Statuspage's shape: an item per incident, its guid the incident's address."""
-    newest = max([_last_update_ns(incident) for incident in incidents], default=page_updated_ns)
+def rss_feed(incidents, title, origin, page_updated_ns, maintenances=(), now_ns=0):
+    """RSS 2.0 in Statuspage's shape: an item per incident (and maintenance), its guid the incident's address."""
+    entries = feed_entries(incidents, maintenances, origin, now_ns)
+    newest = max([entry[3] for entry in entries], default=page_updated_ns)
     out = ['<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/" '
            'xmlns:atom="http://www.w3.org/2005/Atom"><channel>',
            f"<title>{_xml(title)} Status - Incident History</title><link>{_xml(origin)}</link>"
            f"<description>{_xml(title)} Status - Incident History</description>"
            f"<pubDate>{email.utils.formatdate(newest / 1e9)}</pubDate>"
            f'<atom:link href="{_xml(origin)}/history.rss" rel="self" type="application/rss+xml"/>']
-    for incident in incidents:
-        link = f"{_xml(origin)}/incidents/{_xml(incident.id)}"
-        out.append(f"<item><title>{_xml(incident_title(incident))}</title>"
-                   f"<description>{_xml(feed_entry_html(incident))}</description>"
-                   f"<pubDate>{email.utils.formatdate(incident.started_at.seconds)}</pubDate>"
-                   f"<link>{link}</link><guid>{link}</guid></item>")
+    for _, entry_title, published, _, link, content in entries:
+        out.append(f"<item><title>{_xml(entry_title)}</title><description>{_xml(content)}</description>"
+                   f"<pubDate>{email.utils.formatdate(published / 1e9)}</pubDate>"
+                   f"<link>{_xml(link)}</link><guid>{_xml(link)}</guid></item>")
     out.append("</channel></rss>\n")
     return "\n".join(out).encode()
 
@@ -4533,7 +5669,14 @@ class Site:
             now, zone = CLOCK.wall_ns(), service.zone
             days = day_window(zone, now, PAST_INCIDENT_DAYS)[::-1]
             incidents = incidents_by_day_html(service.incidents_by_day(days, INCIDENTS_SHOWN_A_DAY), zone, now)
-            return render_status_page(template, title, self.item_answers.front_page(now), incidents, zone.name, now)
+            entries = self.item_answers.front_page(now)
+            coming = sorted((record for record in service.maintenances(now) if record.ends_ns > now),
+                            key=lambda record: (record.starts_ns > now, record.starts_ns))
+            names = {summary.item_id: summary.name for summary, _ in entries}
+            form = subscribe_html(service.list_items() if len(entries) <= BARS_UP_TO_ITEMS else []) \
+                if self.config.smtp_url else ""
+            return render_status_page(template, title, entries, incidents, zone.name, now,
+                                      maintenance_html(coming, names, now), form)
         return self._page(("status",), render)
 
     def item_page(self, query, origin, item_id):
@@ -4549,7 +5692,7 @@ class Site:
             incidents = service.bar_inputs([item_id], window)[item_id][1]
             on_day = next((uptime_day for uptime_day in days if day and uptime_day.date == day.isoformat()), None)
             return render_item_page(template, self.config.title, zone_name, item, uptime_bar(item, days, incidents),
-                                    entries, older, day, on_day)
+                                    entries, older, day, on_day, self._shown(item))
         return self._page(("item", item_id, asked["before"], asked["day"]), render)
 
     def history_page(self, query, origin):
@@ -4587,10 +5730,13 @@ class Site:
                           lambda: json_bytes(self._statuspage_json(name, origin)), PUBLIC_API_HEADERS)
 
     def _statuspage_json(self, name, origin):
-        service = self.service
+        service, now = self.service, CLOCK.wall_ns()
         page_id, created_ns = service.page_identity()
         items = service.list_items()
-        components = sp_components(items, page_id, service.zone)
+        calendar = service.calendar()
+        valid_until(calendar.next_change(now))
+        components = sp_components(items, page_id, service.zone,
+                                   {item.id: shown_condition(item, calendar, now) for item in items})
         updated = max([created_ns] + [item.timestamps.updated.ToNanoseconds() for item in items])
         answer = {"page": sp_page(page_id, self.config.title, origin, service.zone, updated)}
         parts = STATUSPAGE_PARTS[name]
@@ -4601,7 +5747,14 @@ class Site:
             incidents = service.list_incidents(unresolved_only=name != "incidents", size=SP_INCIDENTS_LISTED)[0]
             answer["incidents"] = [sp_incident(incident, by_id, page_id, origin) for incident in incidents]
         if "scheduled_maintenances" in parts:
-            answer["scheduled_maintenances"] = []
+            by_id = {row["id"]: row for row in components}
+            wanted = {"summary": (pb.MAINTENANCE_STATE_SCHEDULED, pb.MAINTENANCE_STATE_IN_PROGRESS),
+                      "scheduled-maintenances/upcoming": (pb.MAINTENANCE_STATE_SCHEDULED,),
+                      "scheduled-maintenances/active": (pb.MAINTENANCE_STATE_IN_PROGRESS,)}.get(name)
+            windows = [record for record in service.maintenances(now)[::-1]  # (the latest first)
+                       if wanted is None or record.state_at(now) in wanted]
+            answer["scheduled_maintenances"] = [sp_maintenance(record, now, by_id, page_id, origin)
+                                                for record in windows]
         if "status" in parts:
             answer["status"] = sp_indicator(components)
         return answer
@@ -4610,10 +5763,11 @@ class Site:
 
     def feed(self, query, origin, kind):
         def render():
+            now = CLOCK.wall_ns()
             incidents = self.service.list_incidents(size=SP_INCIDENTS_LISTED)[0]
             updated = self.service.page_identity()[1]
             write = atom_feed if kind == "atom" else rss_feed
-            return write(incidents, self.config.title, origin, updated)
+            return write(incidents, self.config.title, origin, updated, self.service.maintenances(now), now)
         return self._kept(("feed", kind, origin), f"application/{kind}+xml; charset=utf-8", FEED_MAX_AGE, render,
                           (("X-Content-Type-Options", "nosniff"),))
 
@@ -4623,9 +5777,16 @@ class Site:
         return self._kept(("badge",) + key, "image/svg+xml", BADGE_MAX_AGE, render,
                           (("X-Content-Type-Options", "nosniff"), ("Content-Security-Policy", "default-src 'none'")))
 
+    def _shown(self, item):
+        """The condition an item is shown in now (Under maintenance while a window covers it); what is built from
+        it holds until the next window starts or ends."""
+        now, calendar = CLOCK.wall_ns(), self.service.calendar()
+        valid_until(calendar.next_change(now))
+        return shown_condition(item, calendar, now)
+
     def page_badge(self, query, origin):
         def render():
-            summaries = [ItemSummary.of(item) for item in self.service.list_items()]
+            summaries = [ItemSummary.of(item, self._shown(item)) for item in self.service.list_items()]
             condition, _ = overall_line(summaries)
             message = "all operational" if condition in CALM and summaries else \
                 CONDITION_WORDS[condition] if summaries else "no systems"
@@ -4635,7 +5796,7 @@ class Site:
     def item_badge(self, query, origin, item_id):
         def render():
             item = self.service.get_item(item_id, notes_limit=1)
-            condition = _condition_of_item(item)
+            condition = self._shown(item)
             return badge_svg(item.name, CONDITION_WORDS[condition], BADGE_COLORS[condition][0])
         return self._badge(("item", item_id), render)
 
@@ -4656,7 +5817,7 @@ class Site:
     def shield(self, query, origin, item_id):
         def render():
             item = self.service.get_item(item_id, notes_limit=1)
-            condition = _condition_of_item(item)
+            condition = self._shown(item)
             return shield_json(item.name, CONDITION_WORDS[condition], BADGE_COLORS[condition][1], SHIELD_CACHE_S)
         return self._kept(("shield", item_id), JSON, f"public, max-age={SHIELD_CACHE_S}", render, PUBLIC_API_HEADERS)
 
@@ -4689,6 +5850,9 @@ class Site:
             "0 to 1: 1 - (major + 0.3 x partial outage) / observed time.", ratios))
         families.append(prometheus_family("statusthing_incidents_open", "gauge", "Incidents going on.",
                                           [("", {}, self.service.count_open_incidents())]))
+        families.append(prometheus_family("statusthing_maintenances_active", "gauge",
+                                          "Maintenance windows in progress.",
+                                          [("", {}, len(self.service.calendar().in_progress(now)))]))
         families.append(prometheus_family("statusthing_database_size_bytes", "gauge",
                                           "The size of the database.", [("", {}, store_size_bytes)]))
         families.append(REQUEST_METRICS.families())
@@ -5014,7 +6178,12 @@ ROUTES = (
     Route("/metrics", READ, "metrics", "text"),
     Route("/healthz", READ, "healthz", "json"),
     Route("/readyz", READ, "readyz", "json"),
+    Route("/subscribe", ("POST",), "subscribe", "html"),
+    Route("/subscribe/confirm/{token}", ("GET", "HEAD", "POST"), "confirm_subscription", "html"),
+    Route("/unsubscribe/{token}", ("GET", "HEAD", "POST"), "unsubscribe", "html"),
     Route("/admin", READ, "page_admin", "text"),
+    Route("/admin/api/subscribers", ("GET",), "admin_subscribers", "json"),
+    Route("/admin/api/subscribers/remove", ("POST",), "admin_remove_subscriber", "json"),
     Route("/admin/logout", ("GET",), "admin_logout", "text"),
     Route("/admin/api/me", ("GET",), "admin_me", "json"),
     Route("/admin/api/audit", ("GET",), "admin_audit", "json"),
@@ -5372,16 +6541,16 @@ class Handler(BaseHTTPRequestHandler):
     def _rpc(self, method, body):
         if self.command == "POST":
             return self._respond_rpc(method, self._content_type(), self._decode_content_encoding(body))
-        if self.command in ("GET", "HEAD") and method.reads_only:
+        if self.command in ("GET", "HEAD") and method.public:
             return self._respond_rpc_get(method)
         if self.command == "OPTIONS" and self.headers.get("Origin") in self.app.config.cors_origins:
             # A CORS preflight from an origin the operator allowed with --cors-origin.
             return self._respond(204, TEXT, b"", (
-                ("Access-Control-Allow-Methods", "GET, POST" if method.reads_only else "POST"),
+                ("Access-Control-Allow-Methods", "GET, POST" if method.public else "POST"),
                 ("Access-Control-Allow-Headers", "Content-Type, Authorization, Connect-Protocol-Version, "
                                                  "Connect-Timeout-Ms, Content-Encoding, Accept-Encoding"),
                 ("Access-Control-Max-Age", "600")))
-        allowed = "GET, POST" if method.reads_only else "POST"
+        allowed = "GET, POST" if method.public else "POST"
         raise HttpError(405, f"{self.command} is not allowed here; use {allowed}", (("Allow", allowed),))
 
     def _respond_rpc_get(self, method):
@@ -5448,6 +6617,69 @@ class Handler(BaseHTTPRequestHandler):
         except StatusThingError as exc:
             raise Unavailable(f"the database does not answer: {exc.message}") from None
         self._respond(200, JSON, b'{"status":"ready"}', (("Cache-Control", "no-store"),), quiet=True)
+
+    # -- e-mail subscriptions (public forms: their answers are pages) ---------------------------------------------
+
+    def subscribe(self, body):
+        if self.app.mailer is None:
+            raise NotFound("e-mail subscriptions are off on this server")
+        fields = urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+        self.app.subscribe_guard.allow(self.client)
+        try:
+            self.app.service.subscribe((fields.get("email") or [""])[0], fields.get("items", [])[:MAX_FILTER_VALUES])
+        except InvalidArgument as exc:
+            return self._message_page(400, "Not subscribed", f"{exc.message}. Please go back and check it.")
+        # (The same answer whether or not the address was subscribed already: the form tells nobody who is.)
+        self._message_page(200, "Check your inbox", "If the address can receive e-mail, a link to confirm the "
+                                                    "subscription is on its way. Nothing else is sent before you "
+                                                    "use it.")
+
+    def confirm_subscription(self, body, token):
+        if self.command == "POST":
+            if self.app.service.confirm_subscription(token):
+                return self._message_page(200, "Subscribed", "You will be told by e-mail of incidents and "
+                                                             "maintenance. Every e-mail has a link to stop them.")
+            return self._message_page(404, "This link has expired", "Subscribe again on the status page.")
+        # (Confirming takes a button: mail scanners open links, and must not subscribe anybody.)
+        self._message_page(200, "Confirm your subscription", "", button="Confirm the subscription")
+
+    def unsubscribe(self, body, token):
+        if self.command == "POST":  # (RFC 8058's one-click unsubscribe posts here too)
+            self.app.service.unsubscribe(token)
+            return self._message_page(200, "Unsubscribed", "You will get no more e-mail from this status page.")
+        self._message_page(200, "Unsubscribe", "Stop e-mail about incidents and maintenance?", button="Unsubscribe")
+
+    def _message_page(self, status, heading, text, button=""):
+        form = (f'<form method="post" action="{_html(self.path.split("?")[0])}"><button class="button">{_html(button)}'
+                f'</button></form>' if button else "")
+        page = _fill(self.app.assets.get("status.html"), self.app.config.title,
+                     f'<h2>{_html(heading)}</h2>' + (f'<p>{_html(text)}</p>' if text else "") + form
+                     + '<p><a href="/">&larr; The status page</a></p>', CLOCK.wall_ns(),
+                     page_title=f"{heading} · {self.app.config.title}")
+        self._respond(status, HTML, page.encode(), (("Cache-Control", "no-store"), *PAGE_SECURITY_HEADERS))
+
+    def admin_subscribers(self, body):
+        self._admin_user()
+        found = self.app.service.list_subscribers()
+        self._respond_json({"enabled": self.app.mailer is not None,
+                            "confirmed": sum(1 for s in found if s.confirmed_ns),
+                            "pending": sum(1 for s in found if not s.confirmed_ns),
+                            "subscribers": [{"id": s.id, "email": s.email, "itemIds": list(s.item_ids),
+                                             "confirmed": bool(s.confirmed_ns), "since": utc_iso(s.created_ns)}
+                                            for s in found]})
+
+    def admin_remove_subscriber(self, body):
+        self._content_type()
+        self._check_origin()
+        actor = self._admin_user()
+        try:
+            subscriber_id = json.loads(self._decode_content_encoding(body))["id"]
+            if not isinstance(subscriber_id, str):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            raise InvalidArgument('send {"id": "..."}') from None
+        self.app.service.remove_subscriber(actor, subscriber_id)
+        self._respond_json({})
 
     def page_admin(self, body):
         self._admin_user()
@@ -5619,7 +6851,7 @@ class Handler(BaseHTTPRequestHandler):
     def _respond_rpc(self, method, content_type, body):
         gzip_ok = accepts_gzip(self.headers.get("Accept-Encoding", ""))
         deadline = self._deadline()
-        actor = None if method.reads_only else self._writer()
+        actor = None if method.public else self._writer()
         _check_deadline(deadline)  # (a write only starts while the client still waits for it)
 
         def answer():
@@ -5629,7 +6861,7 @@ class Handler(BaseHTTPRequestHandler):
                 return gzip_fast(payload), (("Content-Encoding", "gzip"),)
             return payload, ()
 
-        if method.reads_only and len(body) <= MAX_CACHED_REQUEST_BYTES:
+        if method.public and len(body) <= MAX_CACHED_REQUEST_BYTES:
             payload, headers = self.app.answers.get(("connect", method.path, content_type, gzip_ok, body), answer,
                                                     size=lambda kept: len(kept[0]))
         else:
@@ -5755,7 +6987,7 @@ def _grpc_unary_handler(method, app):
         remaining = context.time_remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
         try:
-            if method.reads_only:
+            if method.public:
                 if len(request_bytes) > MAX_CACHED_REQUEST_BYTES:
                     payload = answer(None)
                 else:
@@ -5916,7 +7148,275 @@ class GrpcRelay:
 
 
 # ==================================================================================================================
-# 18. Assembly: App, listener, command line
+# 18. Telling people: webhooks, e-mail, and the delivery worker
+# ==================================================================================================================
+# Events are written to the outbox in the transaction of the change that causes them (section 7); one worker per
+# process turns them into deliveries and sends those outside every write, retrying on Standard Webhooks'
+# schedule. A delivery is leased while it is being sent, so with several processes on one database each goes out
+# once (and, after a crash, again once its lease runs out: receivers de-duplicate on webhook-id).
+
+WEBHOOK_TIMEOUT_S = 10.0  # a receiver that hangs is cut off after this
+WEBHOOK_RESPONSE_BYTES = 64 << 10  # read of a receiver's answer (the rest is not waited for)
+SENDERS = 8  # deliveries sent at once by one worker
+SUBSCRIPTIONS_PER_HOUR = 5  # per client address
+LEASE_MARGIN_S = 5.0
+WORKER_POLL_S = 0.5  # how often the worker looks for work another process wrote
+PRUNE_EVERY_S = 3600
+
+
+def webhook_signature(secret, message_id, timestamp_s, body):
+    """Standard Webhooks v1: base64 HMAC-SHA256 of "id.timestamp.body", keyed by the secret's bytes."""
+    mac = hmac.new(secret, f"{message_id}.{timestamp_s}.".encode() + body, "sha256").digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
+def webhook_body(webhook, event, page_id):
+    """The bytes a webhook is sent: Standard Webhooks' body as written with the event, or Statuspage's."""
+    if webhook.body_format != "statuspage":
+        return event.body.encode()
+    return json_bytes(statuspage_webhook_body(json.loads(event.body), page_id))
+
+
+def statuspage_webhook_body(body, page_id):
+    """Statuspage's subscriber webhook bodies (meta, page, and a component_update or an incident), from ours."""
+    data = body["data"]
+    answer = {"meta": {"unsubscribe": None, "documentation": None, "generated_at": body["timestamp"]},
+              "page": {"id": page_id}}
+    if "change" in data:
+        item, change = data["item"], data["change"]
+        new = SP_STATUS.get(pb.Condition.Value(change.get("newStatus", {}).get("condition", "CONDITION_UNSPECIFIED")),
+                            "operational")
+        old = SP_STATUS.get(pb.Condition.Value(change.get("oldStatus", {}).get("condition", "CONDITION_UNSPECIFIED")),
+                            "operational")
+        answer["component_update"] = {"old_status": old, "new_status": new, "created_at": change["changedAt"],
+                                      "component_type": "Component", "id": change["id"], "component_id": item["id"]}
+        answer["component"] = {"status": new, "name": item["name"], "created_at": item["timestamps"]["created"],
+                               "updated_at": item["timestamps"]["updated"], "position": item.get("position", 0),
+                               "description": item.get("description"), "showcase": True, "id": item["id"],
+                               "page_id": page_id, "group_id": None}
+    elif "incident" in data:
+        incident = json_format.ParseDict(data["incident"], pb.Incident())
+        answer["incident"] = sp_incident(incident, {}, page_id, "")
+    elif "maintenance" in data:
+        maintenance = data["maintenance"]
+        answer["incident"] = {"id": maintenance["id"], "name": maintenance["title"],
+                              "status": _SP_MAINTENANCE_STATUS[body["type"]], "impact": "maintenance",
+                              "scheduled_for": maintenance.get("startsAt"), "scheduled_until": maintenance.get("endsAt"),
+                              "created_at": maintenance["timestamps"]["created"],
+                              "updated_at": maintenance["timestamps"]["updated"], "page_id": page_id,
+                              "incident_updates": [], "components": []}
+    return answer
+
+
+_SP_MAINTENANCE_STATUS = {"maintenance.scheduled": "scheduled", "maintenance.started": "in_progress",
+                          "maintenance.completed": "completed", "maintenance.cancelled": "completed"}
+
+
+def send_webhook(webhook, event, page_id, timeout_s=WEBHOOK_TIMEOUT_S):
+    """POST one event to a webhook: (status code or None, error text, duration in ms). Redirects are not
+    followed (they count as failures), and a receiver that hangs is cut off after ``timeout_s``."""
+    body = webhook_body(webhook, event, page_id)
+    sent_at = CLOCK.wall_ns() // 10 ** 9
+    parts = urllib.parse.urlsplit(webhook.url)
+    connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    started = time.perf_counter()
+    connection = connection_class(parts.hostname, parts.port, timeout=timeout_s)
+    try:
+        connection.request("POST", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), body=body,
+                           headers={"Content-Type": "application/json", "User-Agent": f"StatusThing/{VERSION}",
+                                    "webhook-id": event.id, "webhook-timestamp": str(sent_at),
+                                    "webhook-signature": webhook_signature(webhook.secret, event.id, sent_at, body)})
+        response = connection.getresponse()
+        response.read(WEBHOOK_RESPONSE_BYTES)
+        error = "" if 200 <= response.status < 300 else f"the receiver answered {response.status} {response.reason}"
+        return response.status, error, round((time.perf_counter() - started) * 1000, 1)
+    except (OSError, http.client.HTTPException) as exc:
+        reason = "no answer within the timeout" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
+        return None, reason, round((time.perf_counter() - started) * 1000, 1)
+    finally:
+        connection.close()
+
+
+class Mailer:
+    """Sends mail through --smtp-url (smtp:// with STARTTLS when offered, or smtps://), from --mail-from."""
+
+    def __init__(self, smtp_url, mail_from, password=""):
+        parts = urllib.parse.urlsplit(smtp_url)
+        self.secure = parts.scheme == "smtps"
+        self.host, self.port = parts.hostname, parts.port or (465 if self.secure else 25)
+        self.user = urllib.parse.unquote(parts.username or "")
+        self.password = password or urllib.parse.unquote(parts.password or "")
+        self.mail_from = mail_from
+
+    def send(self, message):
+        """Send one message (an email.message.EmailMessage); raises OSError or smtplib.SMTPException."""
+        smtp_class = smtplib.SMTP_SSL if self.secure else smtplib.SMTP
+        with smtp_class(self.host, self.port, timeout=WEBHOOK_TIMEOUT_S) as smtp:
+            if not self.secure:
+                smtp.ehlo()
+                if smtp.has_extn("starttls"):
+                    smtp.starttls()
+                    smtp.ehlo()
+            if self.user:
+                smtp.login(self.user, self.password)
+            smtp.send_message(message)
+
+
+def parse_smtp_url(url):
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ValueError(f"expected smtp://[user:password@]host[:port] or smtps://..., got {url!r}")
+    parts.port  # (ValueError for a bad port)
+    return url
+
+
+def mail_for(event, subscriber, title, origin, unsubscribe_token, confirm_token=""):
+    """The message an event makes for a subscriber: plain text and HTML, a link to the page, and an unsubscribe
+    link also as List-Unsubscribe with one-click unsubscribing (RFC 8058)."""
+    body = json.loads(event.body)
+    data = body["data"]
+    if event.type == "subscriber.confirm":
+        link = f"{origin}/subscribe/confirm/{confirm_token}"
+        subject = f"Confirm your subscription to {title}"
+        lines = [f"Someone (we hope you) asked to be told by e-mail of incidents and maintenance on {title}.",
+                 f"To confirm, open this link within {CONFIRM_LINK_S // 3600} hours:", link,
+                 "If it was not you, do nothing: you will not hear from us again."]
+    elif "incident" in data:
+        incident = json_format.ParseDict(data["incident"], pb.Incident())
+        word = {"incident.opened": "New incident", "incident.updated": "Update",
+                "incident.resolved": "Resolved"}[event.type]
+        subject = f"[{title}] {word}: {incident_title(incident)}"
+        updates = merge_updates(incident.changes, incident.notes)
+        lines = [f"{word}: {incident_title(incident)}",
+                 *(f"{utc_iso(update.at.ToNanoseconds(), 'minutes').replace('T', ' ')} "
+                   f"{update_label(update, incident)}: {update_body(update, incident.item_name)}"
+                   for update in updates[:10]),
+                 f"Details: {origin}/incidents/{incident.id}"]
+    else:
+        maintenance = data["maintenance"]
+        word = {"maintenance.scheduled": "Scheduled maintenance", "maintenance.started": "Maintenance in progress",
+                "maintenance.completed": "Maintenance completed", "maintenance.cancelled": "Maintenance cancelled"
+                }[event.type]
+        subject = f"[{title}] {word}: {maintenance['title']}"
+        lines = [f"{word}: {maintenance['title']}", maintenance.get("description", ""),
+                 f"From {maintenance['startsAt']} to {maintenance['endsAt']} (UTC)", f"Status page: {origin}/"]
+    unsubscribe = f"{origin}/unsubscribe/{unsubscribe_token}"
+    message = email.message.EmailMessage()
+    message["Subject"] = subject
+    message["To"] = subscriber.email
+    message["Date"] = email.utils.formatdate(CLOCK.wall_ns() / 1e9)
+    message["Message-ID"] = email.utils.make_msgid(domain=urllib.parse.urlsplit(origin).hostname or "statusthing")
+    message["List-Unsubscribe"] = f"<{unsubscribe}>"
+    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    text = "\n\n".join(line for line in lines if line) + f"\n\n--\nTo stop these e-mails: {unsubscribe}\n"
+    message.set_content(text)
+    html_body = "".join(f"<p>{linked_text(line)}</p>" for line in lines if line)
+    message.add_alternative(f'<!doctype html><html><body>{html_body}<hr><p><small><a href="{_html(unsubscribe)}">'
+                            f'Unsubscribe</a> from {_html(title)}.</small></p></body></html>', subtype="html")
+    return message
+
+
+class SubscribeGuard:
+    """At most SUBSCRIPTIONS_PER_HOUR subscription requests from one client address in an hour (each mails
+    someone: the form must not become a way to flood an inbox)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._seen = {}  # client -> monotonic times of its requests in the last hour
+
+    def allow(self, client):
+        now = time.monotonic()
+        with self._lock:
+            if len(self._seen) > 10_000:  # (forget quiet clients rather than grow without bound)
+                self._seen = {key: times for key, times in self._seen.items() if times and times[-1] > now - 3600}
+            times = [moment for moment in self._seen.get(client, ()) if moment > now - 3600]
+            if len(times) >= SUBSCRIPTIONS_PER_HOUR:
+                self._seen[client] = times
+                raise ResourceExhausted("too many subscription requests from your address; try again later",
+                                        retry_after_s=int(times[0] + 3600 - now) + 1)
+            self._seen[client] = times + [now]
+
+
+class Notifier:
+    """The delivery worker of this process."""
+
+    def __init__(self, service, config, mailer, origin):
+        self.service, self.config, self.mailer, self.origin = service, config, mailer, origin
+        self._stopping = threading.Event()
+        self._sending = set()  # deliveries being sent by this worker's senders
+        self._lock = threading.Lock()
+        self._senders = concurrent.futures.ThreadPoolExecutor(SENDERS, thread_name_prefix="sender")
+        self._thread = threading.Thread(target=self._run, name="notifier", daemon=True)
+        self._pruned_at = 0.0
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self, grace):
+        self._stopping.set()
+        self.service.told.set()
+        if self._thread.is_alive():
+            self._thread.join(grace)
+        self._senders.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self):
+        while not self._stopping.is_set():
+            busy = False
+            try:
+                self.service.tell_maintenance_transitions()
+                busy = self.service.fan_out() > 0
+                with self._lock:
+                    free = SENDERS - len(self._sending)
+                lease_ns = int((WEBHOOK_TIMEOUT_S + LEASE_MARGIN_S) * 10 ** 9)
+                for delivery, event, target in self.service.claim_deliveries(free, lease_ns):
+                    busy = True
+                    with self._lock:
+                        self._sending.add(delivery.id)
+                    self._senders.submit(self._deliver, delivery, event, target)
+                if time.monotonic() - self._pruned_at > PRUNE_EVERY_S:
+                    self._pruned_at = time.monotonic()
+                    self.service.prune_notifications(self.config.retention_days)
+            except StatusThingError as exc:  # (a locked or full database: the next round tries again)
+                log(level="warning", event="notifier_failed", error=exc.message)
+            except Exception as exc:
+                log_internal_error(exc, "notifier")
+            if not busy:
+                self.service.told.wait(WORKER_POLL_S)
+                self.service.told.clear()
+
+    def _deliver(self, delivery, event, target):
+        try:
+            if delivery.channel == "webhook":
+                status_code, error, duration_ms = send_webhook(target, event, self.service.page_identity()[0])
+                delivered = status_code is not None and 200 <= status_code < 300
+                gone = status_code == 410
+            else:
+                status_code, error, duration_ms = None, "", 0.0
+                started = time.perf_counter()
+                try:
+                    self.mailer.send(mail_for(
+                        event, target, self.config.title, self.origin, self.service.link_token("unsubscribe", target.id),
+                        self.service.link_token("confirm", target.id, target.confirm_nonce or "")))
+                    delivered = True
+                except (OSError, smtplib.SMTPException) as exc:
+                    error, delivered = str(exc) or type(exc).__name__, False
+                duration_ms, gone = round((time.perf_counter() - started) * 1000, 1), False
+            done = self.service.record_attempt(delivery, status_code, error, duration_ms, delivered, gone)
+            log(event="delivery", channel=delivery.channel, event_type=delivery.event_type, event_id=event.id,
+                target=delivery.target_id, attempt=done.attempt, state=done.state, status=status_code,
+                error=error or None, duration_ms=duration_ms)
+        except StatusThingError as exc:
+            log(level="warning", event="delivery_not_recorded", error=exc.message)
+        except Exception as exc:
+            log_internal_error(exc, "delivery")
+        finally:
+            with self._lock:
+                self._sending.discard(delivery.id)
+            self.service.told.set()  # (a sender is free again)
+
+
+# ==================================================================================================================
+# 19. Assembly: App, listener, command line
 # ==================================================================================================================
 
 HTTP2_PREFACE_START = b"PRI"  # "PRI * HTTP/2.0\r\n..."; no HTTP/1.1 method starts with these three bytes
@@ -6131,6 +7631,13 @@ class App:
             raise StartupError("--export-dir needs --public-url: where the copy is served (its feeds and JSON carry "
                                "absolute links)")
         self._exporter = threading.Thread(target=self._keep_exported, name="exporter", daemon=True)
+        if config.smtp_url and not (config.public_url and config.mail_from):
+            self.store.close()
+            self.listener.server_close()
+            raise StartupError("--smtp-url needs --mail-from (the sender) and --public-url (mails link to the page)")
+        self.mailer = Mailer(config.smtp_url, config.mail_from, config.smtp_password) if config.smtp_url else None
+        self.notifier = Notifier(self.service, config, self.mailer, config.public_origin)
+        self.subscribe_guard = SubscribeGuard()
         self._grpc_folder = tempfile.mkdtemp(prefix="statusthing-grpc-")  # mode 0700: this user only
         socket_path = os.path.join(self._grpc_folder, "grpc.sock")
         self.grpc_server = build_grpc_server(self, config.devmode, socket_path)
@@ -6152,6 +7659,8 @@ class App:
         self._janitor.start()
         if self.config.export_dir:
             self._exporter.start()
+        self.service.token_secret()  # (made now, so that no read ever writes it)
+        self.notifier.start()
 
     def _forget_item(self, item_id):
         self.item_answers.forget(item_id)
@@ -6211,6 +7720,7 @@ class App:
             self._janitor.join(grace)
         if self._exporter.is_alive():
             self._exporter.join(grace)
+        self.notifier.stop(grace)
         self.store.close()
         shutil.rmtree(self._grpc_folder, ignore_errors=True)
 
@@ -6293,6 +7803,13 @@ def _build_parser(environ):
     flags.add("--export-dir", "", metavar="DIR",
               help="keep a static copy of the public site at DIR (a link to the latest complete copy), written again "
                    "after every change; needs --public-url, where the copy is served")
+    flags.add("--smtp-url", "", metavar="URL",
+              help="send e-mail to subscribers through this server: smtp://user:password@host:port (STARTTLS when "
+                   "offered) or smtps://...; the password may come from STATUSTHING_SMTP_PASSWORD instead; without "
+                   "it, nobody can subscribe")
+    flags.add("--mail-from", "", metavar="ADDRESS", help="the From address of e-mail to subscribers")
+    flags.add("--retention-days", DEFAULT_RETENTION_DAYS, type=int, metavar="DAYS",
+              help=f"how long finished webhook and e-mail deliveries are kept (default {DEFAULT_RETENTION_DAYS})")
     flags.add("--trusted-proxy", repeatable=True, metavar="ADDRESS_OR_CIDR",
               help="a reverse proxy (e.g. 127.0.0.1) whose Forwarded / X-Forwarded-For headers say who the client "
                    "is, for the log, the audit trail and login throttling; repeatable; none by default")
@@ -6564,11 +8081,14 @@ def _server_config(args, environ):
                   public_url=checked("--public-url", parse_public_url, args.public_url) if args.public_url else "",
                   trusted_proxies=tuple(checked("--trusted-proxy", parse_trusted_proxy, proxy)
                                         for proxy in args.trusted_proxy),
-                  metrics_token=args.metrics_token, export_dir=args.export_dir)
+                  metrics_token=args.metrics_token, export_dir=args.export_dir,
+                  smtp_url=checked("--smtp-url", parse_smtp_url, args.smtp_url) if args.smtp_url else "",
+                  smtp_password=environ.get("STATUSTHING_SMTP_PASSWORD", ""), mail_from=args.mail_from,
+                  retention_days=max(1, args.retention_days))
 
 
 # ==================================================================================================================
-# 19. Embedded assets (generated)
+# 20. Embedded assets (generated)
 # ==================================================================================================================
 # --- BEGIN EMBEDDED ASSETS (generated by tools/embed_assets.py from assets/; edit those files) ---
 EMBEDDED_ASSETS = {
@@ -7224,6 +8744,18 @@ document.getElementById("older-audit").addEventListener("click", () => loadAudit
               padding: .75rem 1rem; margin-bottom: .5rem; }
   .incident.b-degraded { border-left-color: var(--degraded); } .incident.b-partial { border-left-color: var(--partial); }
   .incident.b-major { border-left-color: var(--major); }
+  .incident.b-maintenance { border-left-color: var(--maintenance); }
+  .incident h3 { margin: 0; font-size: 1rem; }
+  form.subscribe { display: flex; flex-wrap: wrap; gap: .5rem 1rem; align-items: end; }
+  form.subscribe label { display: flex; flex-direction: column; gap: .2rem; font-size: .9rem; }
+  form.subscribe details { flex-basis: 100%; }
+  form.subscribe fieldset { border: 1px solid var(--line); border-radius: .4rem; display: flex; flex-wrap: wrap;
+                            gap: .25rem 1rem; }
+  label.choice { flex-direction: row !important; align-items: center; gap: .35rem !important; }
+  input[type=email] { font: inherit; padding: .35rem .5rem; border: 1px solid var(--muted); border-radius: .3rem;
+                      background: var(--card); color: var(--text); min-width: min(20rem, 100%); }
+  .button { font: inherit; font-weight: 600; padding: .4rem .9rem; border-radius: .3rem; border: 1px solid var(--link);
+            background: var(--link); color: var(--card); cursor: pointer; }
   .incident h4 { margin: 0; font-size: 1rem; }
   .incident .meta { margin: 0; }
   .updates { list-style: none; margin: .5rem 0 0; padding: 0; }

@@ -132,7 +132,8 @@ def reflection_services(channel, version):
 def test_reflection_in_devmode_describes_every_listed_service(start_server):
     server = start_server("--devmode")
     expected = {"statusthing.v1.ItemsService", "statusthing.v1.StatusService", "statusthing.v1.NotesService",
-                "statusthing.v1.HistoryService", "grpc.reflection.v1.ServerReflection",
+                "statusthing.v1.HistoryService", "statusthing.v1.MaintenanceService",
+                "statusthing.v1.WebhookService", "grpc.reflection.v1.ServerReflection",
                 "grpc.reflection.v1alpha.ServerReflection"}
     with server.channel() as channel:
         for version in ("v1", "v1alpha"):

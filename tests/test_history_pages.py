@@ -190,7 +190,7 @@ def test_past_incidents_cover_fourteen_days_with_their_updates(site):
                        ("partial", "Cards work again; bank transfers still fail."),
                        ("major", "Card payments fail.\nWe are looking into it.")]
     ongoing = day_section(html, "2027-04-12")
-    assert "Search: degraded performance</a>" in ongoing and "<strong>ongoing</strong>, for 15 min" in ongoing
+    assert "Search: degraded performance</a>" in ongoing and "<strong>ongoing</strong>, for 15 min" in ongoing, ongoing
     assert '<p class="overall c-degraded" role="status">' in html
     assert "<span>Degraded performance: Search</span>" in html
 
