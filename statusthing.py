@@ -2293,9 +2293,11 @@ def tally(tallies, zone, start_ns, end_ns, condition, windows=()):
 
 
 def uptime_day(day, ns):
-    """An UptimeDay from a day's tally (seconds truncated)."""
-    seconds = [value // 1_000_000_000 for value in ns]
-    present = [condition for condition, value in zip(TALLIED, ns) if value > 0]
+    """An UptimeDay from a day's tally, to the nearest second (records are a few nanoseconds apart)."""
+    seconds = [(value + 500_000_000) // 1_000_000_000 for value in ns]
+    # (Maintenance is not observed time: a day reads as maintenance only when nothing else was seen in it.)
+    present = [condition for condition, value in zip(TALLIED[:4], ns) if value > 0] or [
+        condition for condition, value in zip(TALLIED[4:], ns[4:]) if value > 0]
     return pb.UptimeDay(date=day.isoformat(), worst=worst(present), observed_seconds=sum(seconds[:4]),
                         degraded_seconds=seconds[1], partial_outage_seconds=seconds[2],
                         major_outage_seconds=seconds[3], maintenance_seconds=seconds[4])
@@ -3221,7 +3223,7 @@ class StatusThingService:
             if item_ids is not None:
                 self._check_items(tx, item_ids)
             starts = old.starts_ns if starts_ns is None else starts_ns
-            ends = now if complete_now else old.ends_ns if ends_ns is None else ends_ns
+            ends = CLOCK.wall_ns() if complete_now else old.ends_ns if ends_ns is None else ends_ns
             _check_window(starts, ends)
             changes.update({"starts_ns": starts, "ends_ns": ends, "cancelled": int(cancel),
                             "started_told": int(old.started_told and starts <= now) if not cancel else 1,
@@ -7201,7 +7203,8 @@ def statuspage_webhook_body(body, page_id):
         maintenance = data["maintenance"]
         answer["incident"] = {"id": maintenance["id"], "name": maintenance["title"],
                               "status": _SP_MAINTENANCE_STATUS[body["type"]], "impact": "maintenance",
-                              "scheduled_for": maintenance.get("startsAt"), "scheduled_until": maintenance.get("endsAt"),
+                              "scheduled_for": maintenance.get("startsAt"),
+                              "scheduled_until": maintenance.get("endsAt"),
                               "created_at": maintenance["timestamps"]["created"],
                               "updated_at": maintenance["timestamps"]["updated"], "page_id": page_id,
                               "incident_updates": [], "components": []}
@@ -7394,9 +7397,9 @@ class Notifier:
                 status_code, error, duration_ms = None, "", 0.0
                 started = time.perf_counter()
                 try:
-                    self.mailer.send(mail_for(
-                        event, target, self.config.title, self.origin, self.service.link_token("unsubscribe", target.id),
-                        self.service.link_token("confirm", target.id, target.confirm_nonce or "")))
+                    unsubscribe = self.service.link_token("unsubscribe", target.id)
+                    confirm = self.service.link_token("confirm", target.id, target.confirm_nonce or "")
+                    self.mailer.send(mail_for(event, target, self.config.title, self.origin, unsubscribe, confirm))
                     delivered = True
                 except (OSError, smtplib.SMTPException) as exc:
                     error, delivered = str(exc) or type(exc).__name__, False

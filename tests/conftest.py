@@ -2,12 +2,14 @@
 client interface over the three ways to reach it (Connect JSON, Connect binary, gRPC)."""
 import base64
 import http.client
+import http.server
 import json
 import os
 import pathlib
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import grpc
@@ -361,3 +363,129 @@ def browser():
             f"--host-resolver-rules=MAP {PUBLIC_HOST} 127.0.0.1"])
         yield browser
         browser.close()
+
+
+RPC_PREFIX = "/statusthing.v1"
+
+
+class Site:
+    """A server on a clock the test sets (STATUSTHING_CLOCK), in Europe/Berlin unless told, and the calls tests
+    make of it (Connect JSON). ``restart`` starts it again on the same database and clock."""
+
+    def __init__(self, folder, *args, start="2027-01-01T10:00:00Z", timezone="Europe/Berlin"):
+        self.folder, self.args, self.starts = pathlib.Path(folder), ("--timezone", timezone, *args), 0
+        self.clock = Clock(self.folder / "now")
+        self.clock.set(start)
+        self.server = self._start()
+        self.statuses = {s["name"]: s["id"] for s in self.rpc("StatusService/ListStatus")["statuses"]}
+        self.statuses["PARTLY"] = self.rpc("StatusService/AddStatus", name="Partly down",
+                                           kind="STATUS_KIND_UNAVAILABLE")["status"]["id"]
+
+    def _start(self):
+        self.starts += 1
+        return Server(self.folder / "st.db", self.folder / f"server{self.starts}.log", *self.args,
+                      env={"STATUSTHING_CLOCK": self.clock.path})
+
+    def restart(self, sig=signal.SIGTERM):
+        self.server.stop(sig)
+        self.server = self._start()
+        return self.server
+
+    def stop(self):
+        self.server.stop()
+        assert "Traceback" not in self.server.proc.stderr.read().decode()
+
+    def at(self, when):
+        self.clock.set(when)
+        return self
+
+    def rpc(self, method, **body):
+        status, _, answer = self.server.post(f"{RPC_PREFIX}.{method}", json.dumps(body), auth=ADMIN_AUTH)
+        assert status == 200, answer
+        return json.loads(answer)
+
+    def add(self, name, status="UP", **fields):
+        return self.rpc("ItemsService/AddItem", name=name, initialStatusId=self.statuses[status],
+                        **fields)["item"]["id"]
+
+    def set(self, item_id, status, note=""):
+        self.rpc("ItemsService/UpdateItem", itemId=item_id, statusId=self.statuses[status], noteText=note)
+
+    def get(self, path, headers=None):
+        conn = self.server.http()
+        conn.request("GET", path, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.headers, response.read().decode()
+
+    def page(self, path="/"):
+        status, headers, body = self.get(path)
+        assert status == 200 and headers["Content-Type"] == "text/html; charset=utf-8", (status, body)
+        return body
+
+
+class Receiver:
+    """A real HTTP server on a free loopback port that records every request it gets (method, path, headers,
+    body) and answers ``status`` (200 unless a test says otherwise); with ``hang`` set, it never answers (until
+    the test ends). Tests await what it got with ``wait``."""
+
+    def __init__(self):
+        self.requests, self.status, self.hang = [], 200, False
+        self._changed, self._released = threading.Condition(), threading.Event()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with receiver._changed:
+                    receiver.requests.append({"path": self.path, "body": body,
+                                              "headers": {k.lower(): v for k, v in self.headers.items()}})
+                    receiver._changed.notify_all()
+                    status, hang = receiver.status, receiver.hang
+                if hang:
+                    receiver._released.wait()
+                    return
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def events(self):
+        """The bodies got so far, parsed (JSON)."""
+        with self._changed:
+            return [json.loads(request["body"]) for request in self.requests]
+
+    def wait(self, predicate=lambda request: True, count=1, timeout=15):
+        """The requests ``predicate`` accepts, once there are ``count`` of them; fails after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = [request for request in self.requests if predicate(request)]
+                if len(found) >= count:
+                    return found
+                left = deadline - time.monotonic()
+                assert left > 0, f"{len(found)} of {count} requests after {timeout} s: {self.requests[-3:]}"
+                self._changed.wait(left)
+
+    def close(self):
+        self._released.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def of_type(event_type):
+    """A ``Receiver.wait`` predicate: a Standard Webhooks body of this event type."""
+    return lambda request: json.loads(request["body"]).get("type") == event_type
+
+
+@pytest.fixture
+def receiver():
+    receiver = Receiver()
+    yield receiver
+    receiver.close()

@@ -10,56 +10,14 @@ import sqlite3
 
 import pytest
 
-from conftest import ADMIN_AUTH, Clock, Server
-
-RPC = "/statusthing.v1"
-
-
-class Site:
-    """A server with its clock, and the calls these tests make of it (Connect JSON)."""
-
-    def __init__(self, folder):
-        self.clock = Clock(folder / "now")
-        self.clock.set("2027-01-01T10:00:00Z")
-        self.server = Server(folder / "st.db", folder / "server.log", "--timezone", "Europe/Berlin",
-                             env={"STATUSTHING_CLOCK": self.clock.path})
-        self.statuses = {s["name"]: s["id"] for s in self.rpc("StatusService/ListStatus")["statuses"]}
-        self.statuses["PARTLY"] = self.rpc("StatusService/AddStatus", name="Partly down",
-                                           kind="STATUS_KIND_UNAVAILABLE")["status"]["id"]
-
-    def at(self, when):
-        self.clock.set(when)
-        return self
-
-    def rpc(self, method, **body):
-        status, _, answer = self.server.post(f"{RPC}.{method}", json.dumps(body), auth=ADMIN_AUTH)
-        assert status == 200, answer
-        return json.loads(answer)
-
-    def add(self, name, status="UP", **fields):
-        return self.rpc("ItemsService/AddItem", name=name, initialStatusId=self.statuses[status],
-                        **fields)["item"]["id"]
-
-    def set(self, item_id, status, note=""):
-        self.rpc("ItemsService/UpdateItem", itemId=item_id, statusId=self.statuses[status], noteText=note)
-
-    def get(self, path, headers=None):
-        conn = self.server.http()
-        conn.request("GET", path, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, response.headers, response.read().decode()
-
-    def page(self, path="/"):
-        status, headers, body = self.get(path)
-        assert status == 200 and headers["Content-Type"] == "text/html; charset=utf-8", (status, body)
-        return body
+from conftest import RPC_PREFIX, Site
 
 
 @pytest.fixture
 def site(tmp_path):
     site = Site(tmp_path)
     yield site
-    site.server.stop()
+    site.stop()
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +39,7 @@ def shared_site(tmp_path_factory):
     site.at("2026-12-30T10:30:00Z")
     site.site_api = api
     yield site
-    site.server.stop()
+    site.stop()
 
 
 def marks(html, item_id):
@@ -353,6 +311,6 @@ def test_a_page_of_hundreds_of_items_leaves_the_bars_to_the_item_pages(site):
     with sqlite3.connect(site.server.db_path) as conn:
         conn.executemany("INSERT INTO items (id, name, created_ns, updated_ns) VALUES (?, ?, ?, ?)",
                          [(f"01MORE{n:020d}", f"More {n}", n + 1, n + 1) for n in range(100)])
-    status, _, answer = site.server.post(f"{RPC}.HistoryService/GetUptime", '{"days": 366}')
+    status, _, answer = site.server.post(f"{RPC_PREFIX}.HistoryService/GetUptime", '{"days": 366}')
     assert status == 429 and "ask for fewer items (item_ids) or days" in json.loads(answer)["message"]
     assert len(site.rpc("HistoryService/GetUptime", days=90)["items"]) == 301
