@@ -212,6 +212,7 @@ class Config:
     smtp_password: str = ""  # instead of the URL's password
     mail_from: str = ""
     retention_days: int = DEFAULT_RETENTION_DAYS  # how long finished deliveries and told events are kept
+    webhook_timeout_s: float = 10.0  # a receiver (or mail server) that hangs is cut off after this
 
     @property
     def public_origin(self):
@@ -2670,6 +2671,7 @@ class StatusThingService:
         self.on_item_deleted = []  # callables(item id), called after a deletion commits (kept answers forget it)
         self.told = threading.Event()  # set when a write has written an event to tell (the delivery worker wakes)
         self._calendar = None  # (generation, MaintenanceCalendar)
+        self.webhook_timeout_s = 10.0  # (--webhook-timeout: TestWebhook sends while the caller waits)
 
     @staticmethod
     def _audit(tx, actor, rpc, target_id, changes, item_id=None):
@@ -2693,7 +2695,9 @@ class StatusThingService:
     def _tell_incident(self, tx, event_type, incident_id):
         incident = tx.list_incidents(limit=1, incident_ids=[incident_id])[0]
         self._add_details(tx, incident, CLOCK.wall_ns(), MAX_TOLD_CHANGES, MAX_TOLD_CHANGES)
-        self._tell(tx, event_type, [incident.item_id], {"incident": json_format.MessageToDict(incident)})
+        item = tx.get_item(incident.item_id, notes_limit=1)
+        self._tell(tx, event_type, [incident.item_id], {"incident": json_format.MessageToDict(incident),
+                                                        **({"item": item_json(item)} if item is not None else {})})
 
     def generation(self):
         """Moves whenever stored data changes, by anyone; an answer computed at one generation holds until then."""
@@ -3459,7 +3463,7 @@ class StatusThingService:
             delivery = DeliveryRecord(IDS.new(), event.id, "ping", "webhook", webhook_id, 0, "pending", None, "",
                                       None, None, None, now)
             tx.insert_delivery(delivery)
-        status_code, error, duration_ms = send_webhook(webhook, event, self.page_identity()[0])
+        status_code, error, duration_ms = send_webhook(webhook, event, self.page_identity()[0], self.webhook_timeout_s)
         delivered = status_code is not None and 200 <= status_code < 300
         return self.record_attempt(delivery, status_code, error, duration_ms, delivered, gone=status_code == 410
                                    ).to_api()
@@ -7157,7 +7161,6 @@ class GrpcRelay:
 # schedule. A delivery is leased while it is being sent, so with several processes on one database each goes out
 # once (and, after a crash, again once its lease runs out: receivers de-duplicate on webhook-id).
 
-WEBHOOK_TIMEOUT_S = 10.0  # a receiver that hangs is cut off after this
 WEBHOOK_RESPONSE_BYTES = 64 << 10  # read of a receiver's answer (the rest is not waited for)
 SENDERS = 8  # deliveries sent at once by one worker
 SUBSCRIPTIONS_PER_HOUR = 5  # per client address
@@ -7192,13 +7195,13 @@ def statuspage_webhook_body(body, page_id):
                             "operational")
         answer["component_update"] = {"old_status": old, "new_status": new, "created_at": change["changedAt"],
                                       "component_type": "Component", "id": change["id"], "component_id": item["id"]}
-        answer["component"] = {"status": new, "name": item["name"], "created_at": item["timestamps"]["created"],
-                               "updated_at": item["timestamps"]["updated"], "position": item.get("position", 0),
-                               "description": item.get("description"), "showcase": True, "id": item["id"],
-                               "page_id": page_id, "group_id": None}
+        answer["component"] = _sp_told_component(item, new, page_id)
     elif "incident" in data:
         incident = json_format.ParseDict(data["incident"], pb.Incident())
-        answer["incident"] = sp_incident(incident, {}, page_id, "")
+        item = data.get("item")
+        components = {item["id"]: _sp_told_component(item, SP_STATUS.get(pb.Condition.Value(
+            item.get("status", {}).get("condition", "CONDITION_UNSPECIFIED")), "operational"), page_id)} if item else {}
+        answer["incident"] = sp_incident(incident, components, page_id, "")
     elif "maintenance" in data:
         maintenance = data["maintenance"]
         answer["incident"] = {"id": maintenance["id"], "name": maintenance["title"],
@@ -7211,11 +7214,19 @@ def statuspage_webhook_body(body, page_id):
     return answer
 
 
+def _sp_told_component(item, sp_status, page_id):
+    """A component as Statuspage's webhooks carry it, from an item as our events do."""
+    return {"status": sp_status, "name": item["name"], "created_at": item["timestamps"]["created"],
+            "updated_at": item["timestamps"]["updated"], "position": item.get("position", 0),
+            "description": item.get("description"), "showcase": True, "id": item["id"], "page_id": page_id,
+            "group_id": None}
+
+
 _SP_MAINTENANCE_STATUS = {"maintenance.scheduled": "scheduled", "maintenance.started": "in_progress",
                           "maintenance.completed": "completed", "maintenance.cancelled": "completed"}
 
 
-def send_webhook(webhook, event, page_id, timeout_s=WEBHOOK_TIMEOUT_S):
+def send_webhook(webhook, event, page_id, timeout_s):
     """POST one event to a webhook: (status code or None, error text, duration in ms). Redirects are not
     followed (they count as failures), and a receiver that hangs is cut off after ``timeout_s``."""
     body = webhook_body(webhook, event, page_id)
@@ -7243,18 +7254,18 @@ def send_webhook(webhook, event, page_id, timeout_s=WEBHOOK_TIMEOUT_S):
 class Mailer:
     """Sends mail through --smtp-url (smtp:// with STARTTLS when offered, or smtps://), from --mail-from."""
 
-    def __init__(self, smtp_url, mail_from, password=""):
+    def __init__(self, smtp_url, mail_from, password="", timeout_s=10.0):
         parts = urllib.parse.urlsplit(smtp_url)
         self.secure = parts.scheme == "smtps"
         self.host, self.port = parts.hostname, parts.port or (465 if self.secure else 25)
         self.user = urllib.parse.unquote(parts.username or "")
         self.password = password or urllib.parse.unquote(parts.password or "")
-        self.mail_from = mail_from
+        self.mail_from, self.timeout_s = mail_from, timeout_s
 
     def send(self, message):
         """Send one message (an email.message.EmailMessage); raises OSError or smtplib.SMTPException."""
         smtp_class = smtplib.SMTP_SSL if self.secure else smtplib.SMTP
-        with smtp_class(self.host, self.port, timeout=WEBHOOK_TIMEOUT_S) as smtp:
+        with smtp_class(self.host, self.port, timeout=self.timeout_s) as smtp:
             if not self.secure:
                 smtp.ehlo()
                 if smtp.has_extn("starttls"):
@@ -7370,7 +7381,7 @@ class Notifier:
                 busy = self.service.fan_out() > 0
                 with self._lock:
                     free = SENDERS - len(self._sending)
-                lease_ns = int((WEBHOOK_TIMEOUT_S + LEASE_MARGIN_S) * 10 ** 9)
+                lease_ns = int((self.config.webhook_timeout_s + LEASE_MARGIN_S) * 10 ** 9)
                 for delivery, event, target in self.service.claim_deliveries(free, lease_ns):
                     busy = True
                     with self._lock:
@@ -7390,7 +7401,8 @@ class Notifier:
     def _deliver(self, delivery, event, target):
         try:
             if delivery.channel == "webhook":
-                status_code, error, duration_ms = send_webhook(target, event, self.service.page_identity()[0])
+                status_code, error, duration_ms = send_webhook(target, event, self.service.page_identity()[0],
+                                                               self.config.webhook_timeout_s)
                 delivered = status_code is not None and 200 <= status_code < 300
                 gone = status_code == 410
             else:
@@ -7622,6 +7634,7 @@ class App:
             self.listener.server_close()
             raise
         self.service = StatusThingService(self.store, TimeZone(config.timezone))
+        self.service.webhook_timeout_s = config.webhook_timeout_s
         self.answers = AnswerCache(self.service.generation)
         self.item_answers = ItemAnswers(self.service, self.answers)
         self.site = Site(config, self.assets, self.service, self.answers, self.item_answers)
@@ -7638,7 +7651,8 @@ class App:
             self.store.close()
             self.listener.server_close()
             raise StartupError("--smtp-url needs --mail-from (the sender) and --public-url (mails link to the page)")
-        self.mailer = Mailer(config.smtp_url, config.mail_from, config.smtp_password) if config.smtp_url else None
+        self.mailer = Mailer(config.smtp_url, config.mail_from, config.smtp_password,
+                             config.webhook_timeout_s) if config.smtp_url else None
         self.notifier = Notifier(self.service, config, self.mailer, config.public_origin)
         self.subscribe_guard = SubscribeGuard()
         self._grpc_folder = tempfile.mkdtemp(prefix="statusthing-grpc-")  # mode 0700: this user only
@@ -7813,6 +7827,9 @@ def _build_parser(environ):
     flags.add("--mail-from", "", metavar="ADDRESS", help="the From address of e-mail to subscribers")
     flags.add("--retention-days", DEFAULT_RETENTION_DAYS, type=int, metavar="DAYS",
               help=f"how long finished webhook and e-mail deliveries are kept (default {DEFAULT_RETENTION_DAYS})")
+    flags.add("--webhook-timeout", 10.0, type=float, metavar="SECONDS",
+              help="how long a webhook receiver (or the mail server) may take to answer before the attempt counts "
+                   "as failed (default 10)")
     flags.add("--trusted-proxy", repeatable=True, metavar="ADDRESS_OR_CIDR",
               help="a reverse proxy (e.g. 127.0.0.1) whose Forwarded / X-Forwarded-For headers say who the client "
                    "is, for the log, the audit trail and login throttling; repeatable; none by default")
@@ -8087,7 +8104,7 @@ def _server_config(args, environ):
                   metrics_token=args.metrics_token, export_dir=args.export_dir,
                   smtp_url=checked("--smtp-url", parse_smtp_url, args.smtp_url) if args.smtp_url else "",
                   smtp_password=environ.get("STATUSTHING_SMTP_PASSWORD", ""), mail_from=args.mail_from,
-                  retention_days=max(1, args.retention_days))
+                  retention_days=max(1, args.retention_days), webhook_timeout_s=max(0.1, args.webhook_timeout))
 
 
 # ==================================================================================================================
