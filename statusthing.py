@@ -81,6 +81,7 @@ import smtplib
 import socket
 import socketserver
 import sqlite3
+import ssl
 import struct
 import tempfile
 import threading
@@ -3399,8 +3400,9 @@ class StatusThingService:
                 if event.type == "subscriber.confirm":
                     receivers.append(("email", json.loads(event.body)["data"]["subscriberId"]))
                 elif event.type in MAILED_EVENTS:
-                    receivers += [("email", s.id) for s in subscribers
-                                  if not s.item_ids or not event.item_ids or set(s.item_ids) & set(event.item_ids)]
+                    # (Only those confirmed when it happened: nothing reaches an address before it is confirmed.)
+                    receivers += [("email", s.id) for s in subscribers if s.confirmed_ns <= event.created_ns and (
+                        not s.item_ids or not event.item_ids or set(s.item_ids) & set(event.item_ids))]
                 for channel, target in receivers:
                     tx.insert_delivery(DeliveryRecord(IDS.new(), event.id, event.type, channel, target, 0, "pending",
                                                       None, "", None, None, now, now))
@@ -7263,13 +7265,20 @@ class Mailer:
         self.mail_from, self.timeout_s = mail_from, timeout_s
 
     def send(self, message):
-        """Send one message (an email.message.EmailMessage); raises OSError or smtplib.SMTPException."""
-        smtp_class = smtplib.SMTP_SSL if self.secure else smtplib.SMTP
-        with smtp_class(self.host, self.port, timeout=self.timeout_s) as smtp:
+        """Send one message (an email.message.EmailMessage), from --mail-from; raises OSError or
+        smtplib.SMTPException."""
+        message["From"] = self.mail_from
+        # (The certificate is checked as a browser would, against the system's CAs or SSL_CERT_FILE.)
+        context = ssl.create_default_context()
+        if self.secure:
+            smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout_s, context=context)
+        else:
+            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout_s)
+        with smtp:
             if not self.secure:
                 smtp.ehlo()
                 if smtp.has_extn("starttls"):
-                    smtp.starttls()
+                    smtp.starttls(context=context)
                     smtp.ehlo()
             if self.user:
                 smtp.login(self.user, self.password)

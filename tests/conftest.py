@@ -7,6 +7,7 @@ import json
 import os
 import pathlib
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -372,8 +373,9 @@ class Site:
     """A server on a clock the test sets (STATUSTHING_CLOCK), in Europe/Berlin unless told, and the calls tests
     make of it (Connect JSON). ``restart`` starts it again on the same database and clock."""
 
-    def __init__(self, folder, *args, start="2027-01-01T10:00:00Z", timezone="Europe/Berlin"):
+    def __init__(self, folder, *args, start="2027-01-01T10:00:00Z", timezone="Europe/Berlin", env=None):
         self.folder, self.args, self.starts = pathlib.Path(folder), ("--timezone", timezone, *args), 0
+        self.env = env or {}
         self.clock = Clock(self.folder / "now")
         self.clock.set(start)
         self.server = self._start()
@@ -384,7 +386,7 @@ class Site:
     def _start(self):
         self.starts += 1
         return Server(self.folder / "st.db", self.folder / f"server{self.starts}.log", *self.args,
-                      env={"STATUSTHING_CLOCK": self.clock.path})
+                      env={"STATUSTHING_CLOCK": self.clock.path, **self.env})
 
     def restart(self, sig=signal.SIGTERM):
         self.server.stop(sig)
@@ -489,3 +491,18 @@ def receiver():
     receiver = Receiver()
     yield receiver
     receiver.close()
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def self_signed_certificate(folder, name):
+    """(cert.pem, key.pem) in ``folder``: a self-signed certificate for ``name`` and 127.0.0.1."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                    f"/CN={name}", "-addext", f"subjectAltName=DNS:{name},IP:127.0.0.1",
+                    "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem")],
+                   check=True, capture_output=True)
+    return folder / "cert.pem", folder / "key.pem"

@@ -15,7 +15,8 @@ import grpc
 import pytest
 
 import statusthing_pb2 as pb
-from conftest import ADMIN, ADMIN_AUTH, PUBLIC_HOST, ROOT, assert_one_line_failure, basic, run_statusthing
+from conftest import (ADMIN, ADMIN_AUTH, PUBLIC_HOST, ROOT, assert_one_line_failure, basic, free_port, run_statusthing,
+                      self_signed_certificate)
 
 ADD = "/statusthing.v1.ItemsService/AddItem"
 
@@ -102,21 +103,10 @@ def test_grpc_clients_behind_a_trusted_proxy(start_server):
 
 # -- nginx, with the configuration the README shows ---------------------------------------------------------------
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory):
     """A self-signed certificate for the public name (and 127.0.0.1, for clients that dial the address)."""
-    folder = tmp_path_factory.mktemp("tls")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-                    f"/CN={PUBLIC_HOST}", "-addext", f"subjectAltName=DNS:{PUBLIC_HOST},IP:127.0.0.1",
-                    "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem")],
-                   check=True, capture_output=True)
-    return folder / "cert.pem", folder / "key.pem"
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"), PUBLIC_HOST)
 
 
 class Nginx:
