@@ -7885,6 +7885,38 @@ def _build_parser(environ):
     token_commands.add_parser("list", parents=[db], help="list tokens: label, created, last used")
     token_commands.add_parser("revoke", parents=[db], help="revoke a token").add_argument("label")
 
+    webhook = commands.add_parser("webhook", help="manage webhooks (URLs told of every change)")
+    webhook_commands = webhook.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add_hook = webhook_commands.add_parser("add", parents=[db], help="register a URL and print its secret (only "
+                                                                    "this once)")
+    add_hook.add_argument("url", metavar="URL")
+    add_hook.add_argument("--event", action="append", default=[], metavar="TYPE",
+                          help="tell it only of this event type (repeatable; default: every event): "
+                               + ", ".join(sorted(EVENT_TYPES - {"ping"})))
+    add_hook.add_argument("--description", default="", metavar="TEXT")
+    add_hook.add_argument("--format", default="standard", choices=("standard", "statuspage"),
+                          help="the body: Standard Webhooks' {type, timestamp, data} (default) or Statuspage's")
+    webhook_commands.add_parser("list", parents=[db], help="list webhooks")
+    webhook_commands.add_parser("del", parents=[db], help="delete a webhook").add_argument("id")
+    webhook_commands.add_parser("test", parents=[db], help="send a ping now and say how it went"
+                                ).add_argument("id")
+
+    maintenance = commands.add_parser("maintenance", help="plan maintenance windows")
+    maintenance_commands = maintenance.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add_window = maintenance_commands.add_parser(
+        "add", parents=[db], help="plan a window; times like 2027-03-01T22:00 are in --timezone, or give an "
+                                  "offset (2027-03-01T22:00+01:00, ...Z)")
+    add_window.add_argument("title")
+    add_window.add_argument("--start", required=True, metavar="TIME")
+    add_window.add_argument("--end", required=True, metavar="TIME")
+    add_window.add_argument("--item", action="append", default=[], metavar="ID_OR_NAME",
+                            help="an item it affects (repeatable; default: the whole page)")
+    add_window.add_argument("--description", default="", metavar="TEXT")
+    maintenance_commands.add_parser("list", parents=[db], help="list windows, soonest start first")
+    for action, text in (("complete", "end a window in progress now"), ("cancel", "cancel a window not started"),
+                         ("del", "delete a window (and what it did to uptime)")):
+        maintenance_commands.add_parser(action, parents=[db], help=text).add_argument("id")
+
     export = commands.add_parser("export", parents=[db], help="write the public site as static files to DIR (a "
                                                                "link to the copy, replaced in one step)")
     export.add_argument("dir", metavar="DIR")
@@ -7968,6 +8000,92 @@ COMMANDS = {
 }
 
 
+def _add_webhook(service, args, where, actor):
+    webhook, secret = service.add_webhook(actor, args.url, args.description, args.event, args.format)
+    print(secret)
+    print(f"(webhook {webhook.id} for {webhook.url} added to {where}; its secret, above, is shown only now: "
+          "receivers check signatures with it)", file=sys.stderr)
+
+
+def _print_webhooks(service, args, where):
+    print(f"webhooks in {where}:", file=sys.stderr)
+    for webhook in service.list_webhooks():
+        print(f"{webhook.id}  {webhook.url}  {webhook.body_format}  "
+              f"{','.join(webhook.events) or 'every event'}{'  DISABLED (410 Gone)' if webhook.disabled else ''}")
+
+
+def _test_webhook(service, args, where, actor):
+    delivery = service.test_webhook(actor, args.id)
+    print(f"ping {delivery.state}: " + (f"{delivery.status_code} " if delivery.status_code else "")
+          + f"{delivery.error} in {delivery.duration_ms:.0f} ms".strip())
+    return 0 if delivery.state == "delivered" else 1
+
+
+def _cli_time(text, zone, flag):
+    """A time as an operator types it: ISO 8601, in ``zone`` unless it has an offset; nanoseconds."""
+    try:
+        moment = datetime.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidArgument(f"{flag}: expected a time like 2027-03-01T22:00 (or with an offset), got {text!r}"
+                              ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zoneinfo.ZoneInfo(zone.name))
+    return int(moment.timestamp()) * 10 ** 9
+
+
+def _item_ids(service, wanted):
+    """Item ids from ids or exact names."""
+    items = service.list_items()
+    by_name = {item.name: item.id for item in items}
+    ids = {item.id for item in items}
+    found = []
+    for value in wanted:
+        if value not in ids and value not in by_name:
+            raise NotFound(f"no item has the id or name {value!r}")
+        found.append(value if value in ids else by_name[value])
+    return found
+
+
+def _add_maintenance(service, args, where, actor):
+    window = service.add_maintenance(actor, args.title, args.description, _item_ids(service, args.item),
+                                     _cli_time(args.start, service.zone, "--start"),
+                                     _cli_time(args.end, service.zone, "--end"))
+    print(window.id)
+    print(f"(maintenance {window.title!r} from {utc_iso(window.starts_at.ToNanoseconds())} to "
+          f"{utc_iso(window.ends_at.ToNanoseconds())} added to {where})", file=sys.stderr)
+
+
+def _print_maintenances(service, args, where):
+    print(f"maintenance windows in {where}:", file=sys.stderr)
+    token = ""
+    while True:
+        windows, token = service.list_maintenances(size=MAX_PAGE_SIZE, token=token)
+        for window in windows:
+            print(f"{window.id}  {_STATE_WORDS[window.state]:<11}  {utc_iso(window.starts_at.ToNanoseconds())} "
+                  f"to {utc_iso(window.ends_at.ToNanoseconds())}  {window.title}  "
+                  f"({', '.join(window.item_ids) or 'the whole page'})")
+        if not token:
+            return
+
+
+# (command, action) -> what it does, on the service (the status page's data), like the RPCs.
+SERVICE_COMMANDS = {
+    ("webhook", "add"): _add_webhook,
+    ("webhook", "list"): lambda service, args, where, actor: _print_webhooks(service, args, where),
+    ("webhook", "del"): lambda service, args, where, actor: (
+        service.delete_webhook(actor, args.id), print(f"deleted webhook {args.id} from {where}")),
+    ("webhook", "test"): _test_webhook,
+    ("maintenance", "add"): _add_maintenance,
+    ("maintenance", "list"): lambda service, args, where, actor: _print_maintenances(service, args, where),
+    ("maintenance", "complete"): lambda service, args, where, actor: (
+        service.update_maintenance(actor, args.id, complete_now=True), print(f"completed {args.id} in {where}")),
+    ("maintenance", "cancel"): lambda service, args, where, actor: (
+        service.update_maintenance(actor, args.id, cancel=True), print(f"cancelled {args.id} in {where}")),
+    ("maintenance", "del"): lambda service, args, where, actor: (
+        service.delete_maintenance(actor, args.id), print(f"deleted {args.id} from {where}")),
+}
+
+
 def run_command(args, config):
     """The account and audit commands, on the server's existing database; returns the exit code."""
     if config.db_path == MEMORY_DB:
@@ -7975,9 +8093,14 @@ def run_command(args, config):
                            "its server")
     store, accounts = open_database(config, create=False)
     actor = Actor(f"cli:{getpass.getuser()}", "cli", "local")
+    key, where = (args.command, getattr(args, "action", None)), os.path.abspath(config.db_path)
     try:
-        COMMANDS[args.command, getattr(args, "action", None)](accounts, args, os.path.abspath(config.db_path),
-                                                               actor)
+        if key in SERVICE_COMMANDS:
+            service = StatusThingService(store, TimeZone(config.timezone))
+            service.webhook_timeout_s = config.webhook_timeout_s
+            code = SERVICE_COMMANDS[key](service, args, where, actor)
+            return code if isinstance(code, int) else 0  # (an exit code, or whatever a lambda made of its prints)
+        COMMANDS[key](accounts, args, where, actor)
         return 0
     except StatusThingError as exc:
         print(f"statusthing: {exc.message}", file=sys.stderr)
@@ -8081,6 +8204,8 @@ def main(argv=None, environ=None):
     try:
         if args.command == "export":
             return run_export(args, dataclasses.replace(_server_config(args, environ), db_path=args.db))
+        if args.command in ("webhook", "maintenance"):  # (the time zone of typed times, the webhook timeout)
+            return run_command(args, dataclasses.replace(_server_config(args, environ), db_path=args.db))
         if args.command:
             return run_command(args, Config(db_path=args.db))
         return serve(_server_config(args, environ), sys.argv[0])

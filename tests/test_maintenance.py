@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import ADMIN_AUTH, RPC_PREFIX, Server, Site, of_type
+from conftest import ADMIN_AUTH, RPC_PREFIX, Server, Site, assert_one_line_failure, cli, of_type
 
 MAINTENANCE = "MaintenanceService"
 
@@ -263,3 +263,33 @@ def test_maintenance_needs_credentials_to_change_and_ids_that_exist(site):
                      endsAt="2027-02-01T10:00:00Z") == "failed_precondition"
     assert state(site, planned["id"]) == "MAINTENANCE_STATE_COMPLETED"
 
+
+
+def test_the_command_line_plans_lists_completes_and_cancels(site):
+    item = site.add("Payments")
+    added = cli(site.server.db_path, "--timezone", "Europe/Berlin", "maintenance", "add", "PSP switch",
+                "--start", "2027-02-01T12:00", "--end", "2027-02-01T14:00+01:00", "--item", "Payments",
+                "--description", "Card payments pause.", env={"STATUSTHING_CLOCK": site.clock.path})
+    assert added.returncode == 0, added.stderr
+    first = added.stdout.strip()
+    got = site.rpc(f"{MAINTENANCE}/GetMaintenance", maintenanceId=first)["maintenance"]
+    assert (got["startsAt"], got["endsAt"], got["itemIds"]) == ("2027-02-01T11:00:00Z", "2027-02-01T13:00:00Z",
+                                                                 [item])
+    second = cli(site.server, "maintenance", "add", "Later", "--start", "2027-02-02T10:00Z", "--end",
+                 "2027-02-02T11:00Z", env={"STATUSTHING_CLOCK": site.clock.path}).stdout.strip()
+    listed = cli(site.server, "maintenance", "list").stdout.splitlines()
+    assert [line.split()[:2] for line in listed] == [[first, "scheduled"], [second, "scheduled"]]
+    site.at("2027-02-01T11:30:00Z")
+    assert "under_maintenance" == component(site, item)["status"]
+    clock = {"STATUSTHING_CLOCK": site.clock.path}
+    assert cli(site.server, "maintenance", "complete", first, env=clock).returncode == 0
+    assert component(site, item)["status"] == "operational"
+    assert cli(site.server, "maintenance", "cancel", second, env=clock).returncode == 0
+    assert state(site, second) == "MAINTENANCE_STATE_CANCELLED"
+    assert_one_line_failure(cli(site.server, "maintenance", "cancel", second, env=clock), "cancelled")
+    assert_one_line_failure(cli(site.server, "maintenance", "add", "x", "--start", "soon", "--end", "later"),
+                            "--start")
+    assert_one_line_failure(cli(site.server, "maintenance", "add", "x", "--start", "2027-02-03T10:00", "--end",
+                                "2027-02-03T11:00", "--item", "No such thing"), "No such thing")
+    assert cli(site.server, "maintenance", "del", second).returncode == 0
+    assert len(cli(site.server, "maintenance", "list").stdout.splitlines()) == 1

@@ -11,7 +11,8 @@ import threading
 import pytest
 from standardwebhooks.webhooks import Webhook as Verifier
 
-from conftest import ADMIN_AUTH, RPC_PREFIX, Receiver, Site, fails, json_rpc, of_type
+from conftest import (ADMIN_AUTH, RPC_PREFIX, Receiver, Site, assert_one_line_failure, cli, fails, json_rpc,
+                      of_type)
 
 HOOKS = "WebhookService"
 
@@ -312,3 +313,27 @@ def test_nothing_is_lost_when_the_server_is_killed_in_a_burst(tmp_path, receiver
     states = {d["state"] for d in deliveries(site.server, webhook["id"], pageSize=1000)}
     assert states <= {"delivered", "pending"}
     site.stop()
+
+
+def test_the_command_line_adds_lists_tests_and_deletes_webhooks_of_a_running_server(server, receiver):
+    added = cli(server, "webhook", "add", receiver.url, "--event", "item.created", "--description", "from cron")
+    assert added.returncode == 0, added.stderr
+    secret = added.stdout.strip()
+    assert secret.startswith("whsec_") and "shown only now" in added.stderr
+    [line] = cli(server, "webhook", "list").stdout.splitlines()
+    webhook_id = line.split()[0]
+    assert receiver.url in line and "item.created" in line
+    json_rpc(server, "ItemsService/AddItem", {"name": "told to the CLI's webhook"})
+    [request] = receiver.wait(of_type("item.created"))
+    assert Verifier(secret).verify(request["body"], request["headers"])["data"]["item"]["name"] == \
+        "told to the CLI's webhook"
+    tested = cli(server, "webhook", "test", webhook_id)
+    assert tested.returncode == 0 and tested.stdout.startswith("ping delivered: 200")
+    receiver.status = 500
+    assert cli(server, "webhook", "test", webhook_id).returncode == 1
+    assert cli(server, "webhook", "del", webhook_id).returncode == 0
+    assert cli(server, "webhook", "list").stdout == ""
+    assert_one_line_failure(cli(server, "webhook", "del", webhook_id), "not found")
+    assert_one_line_failure(cli(server, "webhook", "add", "ftp://example.com"), "http")
+    audit = cli(server, "audit").stdout
+    assert "AddWebhook" in audit and "DeleteWebhook" in audit and "cli:" in audit
