@@ -3243,8 +3243,13 @@ class StatusThingService:
                 self._tell_maintenance(tx, "maintenance.cancelled", record, now)
             elif complete_now:
                 self._tell_maintenance(tx, "maintenance.completed", record, now)
-            self._audit(tx, actor, "UpdateMaintenance", maintenance_id, {
-                key: [before[key], value] for key, value in changes.items() if not key.endswith("_told")})
+            readable = {"starts_ns": ("starts_at", utc_iso), "ends_ns": ("ends_at", utc_iso),
+                        "cancelled": ("cancelled", bool)}
+            audited = {readable.get(key, (key,))[0]: [readable.get(key, (key, str))[1](v) for v in (before[key], value)]
+                       for key, value in changes.items() if not key.endswith("_told")}
+            if old.item_ids != record.item_ids:
+                audited["item_ids"] = [list(old.item_ids), list(record.item_ids)]
+            self._audit(tx, actor, "UpdateMaintenance", maintenance_id, audited)
             return record.to_api(now)
 
     def delete_maintenance(self, actor, maintenance_id):
@@ -8291,6 +8296,8 @@ EMBEDDED_ASSETS = {
            cursor: pointer; }
   button.primary { background: var(--accent); color: var(--card); border-color: var(--accent); font-weight: 600; }
   button.danger { color: var(--error); }
+  .error-text { color: var(--error); }
+  .secret code { word-break: break-all; user-select: all; }
   button.link { border: 0; background: none; color: var(--accent); text-decoration: underline; padding: 0 .2rem; }
   :focus-visible { outline: 2px solid var(--accent); outline-offset: 2px; }
   .error { color: var(--error); background: var(--error-bg); border-radius: .3rem; padding: .2rem .5rem;
@@ -8377,6 +8384,54 @@ EMBEDDED_ASSETS = {
       <label class="grow">Description <input type="text" name="description" maxlength="2000"></label>
       <button class="primary">Add status</button>
     </form>
+    <p class="error" role="alert"></p>
+  </section>
+
+  <h2 id="maintenance-title">Maintenance</h2>
+  <section aria-labelledby="maintenance-title">
+    <div id="maintenances"><p class="muted">Loading…</p></div>
+    <p class="error" role="alert"></p>
+  </section>
+  <section aria-labelledby="add-maintenance-title">
+    <h3 id="add-maintenance-title">Plan maintenance</h3>
+    <form id="add-maintenance" class="inline">
+      <label class="grow">Title <input type="text" name="title" required maxlength="200"></label>
+      <label>Starts (your time) <input type="datetime-local" name="starts" required></label>
+      <label>Ends (your time) <input type="datetime-local" name="ends" required></label>
+      <label>Affects <select name="items" multiple size="4" class="item-choice"></select></label>
+      <label class="grow">Description <textarea name="description" rows="2" maxlength="2000"></textarea></label>
+      <button class="primary">Plan maintenance</button>
+    </form>
+    <p class="muted">Choose no item for the whole page. Readers see it under “Scheduled maintenance” in their own
+      time; while it runs its items read as Under maintenance, and that time does not count against uptime.</p>
+    <p class="error" role="alert"></p>
+  </section>
+
+  <h2 id="webhooks-title">Webhooks</h2>
+  <section aria-labelledby="webhooks-title">
+    <div id="webhooks"><p class="muted">Loading…</p></div>
+    <p class="error" role="alert"></p>
+  </section>
+  <section aria-labelledby="add-webhook-title">
+    <h3 id="add-webhook-title">Add a webhook</h3>
+    <form id="add-webhook" class="inline">
+      <label class="grow">URL <input type="url" name="url" required maxlength="2000"
+                                     placeholder="https://chat.example.com/hooks/status"></label>
+      <label>Events <select name="events" multiple size="4" id="event-choice"></select></label>
+      <label>Body <select name="format"><option value="standard">Standard Webhooks</option>
+        <option value="statuspage">Statuspage (for its integrations)</option></select></label>
+      <label class="grow">Description <input type="text" name="description" maxlength="2000"></label>
+      <button class="primary">Add webhook</button>
+    </form>
+    <p class="muted">Choose no event for every event. Each request is signed (Standard Webhooks: webhook-id,
+      webhook-timestamp, webhook-signature) and retried for about a day and a half when it fails.</p>
+    <p class="error" role="alert"></p>
+    <p class="secret" id="webhook-secret" role="status" hidden></p>
+  </section>
+
+  <h2 id="subscribers-title">E-mail subscribers</h2>
+  <section aria-labelledby="subscribers-title">
+    <div id="subscribers"><p class="muted">Loading…</p></div>
     <p class="error" role="alert"></p>
   </section>
 
@@ -8682,12 +8737,146 @@ function renderStatus(status) {
 async function refreshAll() {
   await loadStatuses();
   await loadItems();
+  loadMaintenances();  // (they name items; nothing waits for them)
+}
+
+// -- maintenance ----------------------------------------------------------------------------------------------------
+const STATE_WORDS = {MAINTENANCE_STATE_SCHEDULED: "Scheduled", MAINTENANCE_STATE_IN_PROGRESS: "In progress",
+                     MAINTENANCE_STATE_COMPLETED: "Completed", MAINTENANCE_STATE_CANCELLED: "Cancelled"};
+const localTime = iso => new Date(iso).toLocaleString(undefined, {dateStyle: "medium", timeStyle: "short"});
+const itemName = id => (items.find(item => item.id === id) || {name: id}).name;
+
+async function loadMaintenances() {
+  const box = document.getElementById("maintenances"), error = box.parentElement.querySelector(".error");
+  document.querySelectorAll(".item-choice").forEach(select => {
+    const chosen = new Set([...select.selectedOptions].map(option => option.value));
+    select.replaceChildren(...items.map(item => el("option", {value: item.id, textContent: item.name,
+                                                              selected: chosen.has(item.id)})));
+  });
+  await attempt(error, async () => {
+    const {maintenances = []} = await rpc("MaintenanceService", "ListMaintenances", {pageSize: 100});
+    rebuild(box, maintenances.length ? [el("table", {},
+      el("thead", {}, el("tr", {}, ...["Title", "When", "Affects", "State", "Actions"].map(h => el("th", {textContent: h})))),
+      el("tbody", {}, ...maintenances.map(m => renderMaintenance(m, error))))] :
+      [el("p", {className: "muted", textContent: "No maintenance planned."})]);
+  });
+}
+
+function renderMaintenance(planned, error) {
+  const act = (label, body, className) => {
+    const button = el("button", {type: "button", textContent: label, className: className || ""});
+    button.addEventListener("click", () => attempt(error, async () => {
+      if (body === null && !confirm(`Delete the maintenance "${planned.title}"? Its time counts as observed again.`)) return;
+      if (body === null) await rpc("MaintenanceService", "DeleteMaintenance", {maintenanceId: planned.id});
+      else await rpc("MaintenanceService", "UpdateMaintenance", {maintenanceId: planned.id, ...body});
+      await loadMaintenances();
+    }));
+    return button;
+  };
+  const state = planned.state;
+  return el("tr", {dataset: {id: planned.id}},
+    el("td", {}, el("strong", {textContent: planned.title}),
+       planned.description ? el("div", {className: "muted", textContent: planned.description}) : null),
+    el("td", {textContent: `${localTime(planned.startsAt)} – ${localTime(planned.endsAt)}`}),
+    el("td", {textContent: (planned.itemIds || []).map(itemName).join(", ") || "The whole page"}),
+    el("td", {textContent: STATE_WORDS[state] || state}),
+    el("td", {},
+       state === "MAINTENANCE_STATE_IN_PROGRESS" ? act("Complete now", {completeNow: true}, "primary") : null,
+       state === "MAINTENANCE_STATE_SCHEDULED" ? act("Cancel", {cancel: true}) : null, " ",
+       act("Delete", null, "danger")));
+}
+
+// -- webhooks -------------------------------------------------------------------------------------------------------
+const EVENT_TYPES = ["item.created", "item.updated", "item.deleted", "item.status_changed", "note.created",
+  "note.updated", "note.deleted", "incident.opened", "incident.updated", "incident.resolved", "maintenance.scheduled",
+  "maintenance.started", "maintenance.completed", "maintenance.cancelled"];
+
+async function loadWebhooks() {
+  const box = document.getElementById("webhooks"), error = box.parentElement.querySelector(".error");
+  await attempt(error, async () => {
+    const {webhooks = []} = await rpc("WebhookService", "ListWebhooks", {});
+    rebuild(box, webhooks.length ? webhooks.map(hook => renderWebhook(hook, error)) :
+      [el("p", {className: "muted", textContent: "No webhooks yet."})]);
+  });
+}
+
+function renderWebhook(hook, error) {
+  const log = el("div", {className: "deliveries"});
+  const details = el("details", {dataset: {key: `${hook.id}:deliveries`}},
+    el("summary", {textContent: "Deliveries"}), log);
+  const showDeliveries = async () => {
+    const {deliveries = []} = await rpc("WebhookService", "ListDeliveries", {webhookId: hook.id, pageSize: 20});
+    log.replaceChildren(deliveries.length ? el("table", {},
+      el("thead", {}, el("tr", {}, ...["When", "Event", "Result", "Attempts", "Next try"].map(h => el("th", {textContent: h})))),
+      el("tbody", {}, ...deliveries.map(d => el("tr", {},
+        el("td", {textContent: d.attemptedAt ? localTime(d.attemptedAt) : "not yet"}),
+        el("td", {textContent: d.eventType}),
+        el("td", {className: d.state === "delivered" ? "" : "error-text",
+                  textContent: `${d.state}${d.statusCode ? ` · ${d.statusCode}` : ""}${d.error ? ` · ${d.error}` : ""}` +
+                               (d.durationMs ? ` · ${Math.round(d.durationMs)} ms` : "")}),
+        el("td", {textContent: String(d.attempt || 0)}),
+        el("td", {textContent: d.nextAttemptAt ? localTime(d.nextAttemptAt) : "—"}))))) :
+      el("p", {className: "muted", textContent: "Nothing sent yet."}));
+  };
+  details.addEventListener("toggle", () => { if (details.open) attempt(error, showDeliveries); });
+  const test = el("button", {type: "button", textContent: "Send a test"});
+  test.addEventListener("click", () => attempt(error, async () => {
+    const {delivery} = await rpc("WebhookService", "TestWebhook", {webhookId: hook.id});
+    test.textContent = delivery.state === "delivered" ? `Test delivered (${delivery.statusCode})` :
+      `Test failed: ${delivery.error || delivery.statusCode}`;
+    if (details.open) await showDeliveries();
+  }));
+  const remove = el("button", {type: "button", className: "danger", textContent: "Delete"});
+  remove.addEventListener("click", () => attempt(error, async () => {
+    if (!confirm(`Delete the webhook to ${hook.url}? Nothing more is sent to it.`)) return;
+    await rpc("WebhookService", "DeleteWebhook", {webhookId: hook.id});
+    await loadWebhooks();
+  }));
+  return el("div", {className: "item", dataset: {id: hook.id}},
+    el("p", {}, el("strong", {textContent: hook.url}),
+       hook.disabled ? el("span", {className: "error-text", textContent: " · disabled: the receiver answered 410 Gone"}) : null),
+    el("p", {className: "muted", textContent: `${(hook.events || []).join(", ") || "Every event"} · ` +
+      `${hook.bodyFormat === "statuspage" ? "Statuspage bodies" : "Standard Webhooks bodies"}` +
+      (hook.description ? ` · ${hook.description}` : "")}),
+    el("div", {className: "row"}, test, remove), details);
+}
+
+// -- e-mail subscribers ---------------------------------------------------------------------------------------------
+async function loadSubscribers() {
+  const box = document.getElementById("subscribers"), error = box.parentElement.querySelector(".error");
+  await attempt(error, async () => {
+    const response = await fetch("/admin/api/subscribers");
+    const data = await response.json();
+    if (!response.ok) throw new ApiError(data.message);
+    const rows = (data.subscribers || []).map(s => {
+      const remove = el("button", {type: "button", className: "danger", textContent: "Remove"});
+      remove.addEventListener("click", () => attempt(error, async () => {
+        if (!confirm(`Remove ${s.email}? No more e-mail goes to this address.`)) return;
+        const answer = await fetch("/admin/api/subscribers/remove", {method: "POST",
+          headers: {"Content-Type": "application/json"}, body: JSON.stringify({id: s.id})});
+        if (!answer.ok) throw new ApiError((await answer.json()).message);
+        await loadSubscribers();
+      }));
+      return el("tr", {}, el("td", {textContent: s.email}),
+        el("td", {textContent: s.confirmed ? "Confirmed" : "Waiting for confirmation"}),
+        el("td", {textContent: (s.itemIds || []).map(itemName).join(", ") || "The whole page"}),
+        el("td", {textContent: localTime(s.since)}), el("td", {}, remove));
+    });
+    box.replaceChildren(
+      el("p", {textContent: data.enabled ? `${data.confirmed} confirmed, ${data.pending} waiting for confirmation.` :
+        "E-mail is off: start the server with --smtp-url, --mail-from and --public-url to let readers subscribe."}),
+      rows.length ? el("table", {}, el("thead", {}, el("tr", {},
+        ...["Address", "State", "Follows", "Since", ""].map(h => el("th", {textContent: h})))), el("tbody", {}, ...rows)) :
+        el("p", {className: "muted", textContent: "Nobody has subscribed yet."}));
+  });
 }
 
 // -- the audit trail, in words --------------------------------------------------------------------------------------
 const FIELDS = {status_id: "status", note: "note", text: "text", name: "name", description: "description",
                 group: "group", position: "position", kind: "kind", condition: "condition", color: "colour",
-                notes: "notes", username: "user", label: "token", password: "password"};
+                notes: "notes", username: "user", label: "token", password: "password", title: "title",
+                item_ids: "items", starts_ns: "start", ends_ns: "end", starts_at: "start", ends_at: "end",
+                cancelled: "cancelled", events: "events", url: "URL", email: "address"};
 
 function describe(entry, names) {
   const named = id => names[id] || id;
@@ -8713,6 +8902,11 @@ function describe(entry, names) {
     "user add": () => `Added user ${text("username")}`, "user del": () => `Deleted user ${text("username")}`,
     "user passwd": () => `Set the password of ${status}`,
     "token add": () => `Made API token ${text("label")}`, "token revoke": () => `Revoked API token ${text("label")}`,
+    AddMaintenance: () => `Planned maintenance ${text("title")}: ${detail(["title"])}`,
+    UpdateMaintenance: () => `Changed maintenance ${status}: ${detail([])}`,
+    DeleteMaintenance: () => `Deleted maintenance ${text("title")}`,
+    AddWebhook: () => `Added webhook ${text("url")}: ${detail(["url"])}`, DeleteWebhook: () => `Deleted webhook ${text("url")}`,
+    RemoveSubscriber: () => `Removed e-mail subscriber ${text("email")}`,
   };
   return (sentences[entry.rpc] || (() => `${entry.rpc} ${entry.targetId}: ${detail([])}`))().replace(/: $/, "");
 }
@@ -8774,6 +8968,24 @@ onSubmit("add-status", async f => {
   await refreshAll();
 });
 
+onSubmit("add-maintenance", async f => {
+  const starts = new Date(f.starts.value), ends = new Date(f.ends.value);  // (the browser's own time zone)
+  if (isNaN(starts) || isNaN(ends)) throw new ApiError("Give a start and an end.");
+  await rpc("MaintenanceService", "AddMaintenance", {title: f.title.value, description: f.description.value,
+    itemIds: [...f.items.selectedOptions].map(option => option.value),
+    startsAt: starts.toISOString(), endsAt: ends.toISOString()});
+  await loadMaintenances();
+});
+
+onSubmit("add-webhook", async f => {
+  const {webhook, secret} = await rpc("WebhookService", "AddWebhook", {url: f.url.value, description: f.description.value,
+    events: [...f.events.selectedOptions].map(option => option.value), bodyFormat: f.format.value});
+  const shown = document.getElementById("webhook-secret");
+  shown.replaceChildren(`Added. Its signing secret, shown only now, for ${webhook.url}: `, el("code", {textContent: secret}));
+  shown.hidden = false;
+  await loadWebhooks();
+});
+
 onSubmit("change-password", async f => {
   if (f.next.value !== f.again.value) throw new ApiError("The two new passwords differ.");
   const response = await fetch("/admin/api/password", {method: "POST", headers: {"Content-Type": "application/json"},
@@ -8790,10 +9002,12 @@ document.getElementById("older-audit").addEventListener("click", () => loadAudit
   const addStatus = document.getElementById("add-status");
   addStatus.querySelector(".kind-select").replaceWith(Object.assign(kindSelect("STATUS_KIND_UP"), {name: "kind"}));
   addStatus.querySelector(".condition-select").replaceWith(Object.assign(conditionSelect("", ""), {name: "condition"}));
+  document.getElementById("event-choice").append(...EVENT_TYPES.map(type => el("option", {value: type, textContent: type})));
   const me = await (await fetch("/admin/api/me")).json();
   document.getElementById("whoami").textContent = me.username;
   document.getElementById("default-password-banner").hidden = !me.defaultPassword;
   await refreshAll();
+  await Promise.all([loadWebhooks(), loadSubscribers()]);
 })();
 </script>
 </body>

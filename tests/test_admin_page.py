@@ -2,6 +2,7 @@
 note in one write), keyboard use, notes edited in place, statuses with their condition, the audit trail in words,
 a phone's width, sign-out, and axe-core's accessibility rules."""
 import json
+import re
 import sqlite3
 
 import pytest
@@ -272,6 +273,9 @@ def test_the_page_passes_axe(browser, server, scheme):
     from axe_playwright_python.sync_playwright import Axe
     rpc(server, "ItemsService/AddItem", {"name": "Checked", "initialStatusId": status_id(server, "DOWN"),
                                          "initialNoteText": "A note"})
+    rpc(server, "MaintenanceService/AddMaintenance", {"title": "Checked upgrade", "startsAt": "2099-01-01T10:00:00Z",
+                                                      "endsAt": "2099-01-01T11:00:00Z"})
+    rpc(server, "WebhookService/AddWebhook", {"url": "http://127.0.0.1:9/hook"})
     context = browser.new_context(viewport={"width": 1100, "height": 900}, color_scheme=scheme,
                                   http_credentials={"username": ADMIN[0], "password": ADMIN[1]})
     page = context.new_page()
@@ -280,9 +284,93 @@ def test_the_page_passes_axe(browser, server, scheme):
     page.locator("#items .item summary").first.click()
     page.locator("#show-audit").click()
     page.wait_for_selector("#audit tbody tr")
+    page.wait_for_selector("#maintenances tbody tr")
+    page.locator("#webhooks summary").first.click()
+    page.wait_for_selector("#webhooks .deliveries :is(table, p)")
     results = Axe().run(page)
     assert results.violations_count == 0, results.generate_report()
     context.close()
+
+
+# -- maintenance, webhooks and subscribers ----------------------------------------------------------------------
+
+LOCAL_MINUTE = """minutes => {  // a datetime-local value, in the browser's time zone, this many minutes from now
+  const d = new Date(Date.now() + minutes * 60000), p = n => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+}"""
+
+
+def plan(page, title, start_minutes, end_minutes, item=None):
+    form = page.locator("#add-maintenance")
+    form.locator('input[name="title"]').fill(title)
+    form.locator('input[name="starts"]').fill(page.evaluate(LOCAL_MINUTE, start_minutes))
+    form.locator('input[name="ends"]').fill(page.evaluate(LOCAL_MINUTE, end_minutes))
+    if item:
+        form.locator('select[name="items"]').select_option(label=item)
+    form.locator("button").click()
+    return page.locator("#maintenances tr", has_text=title)
+
+
+def test_maintenance_is_planned_completed_cancelled_and_deleted_on_the_admin_page(browser, server, admin):
+    rpc(server, "ItemsService/AddItem", {"name": "Queue", "initialStatusId": status_id(server, "UP")})
+    admin.open()
+    running = plan(admin, "Broker upgrade", -1, 60, item="Queue")
+    expect(running.locator("td").nth(3)).to_have_text("In progress")
+    expect(running.locator("td").nth(2)).to_have_text("Queue")
+    [window] = rpc(server, "MaintenanceService/ListMaintenances", {})["maintenances"]
+    length = statusthing.parse_rfc3339_ns(window["endsAt"]) - statusthing.parse_rfc3339_ns(window["startsAt"])
+    assert length == 61 * 60 * 10 ** 9
+    viewer = browser.new_context().new_page()
+    viewer.goto(f"http://{server.address}/")
+    assert "Under maintenance" in viewer.locator(".item", has_text="Queue").inner_text()
+    assert "Broker upgrade" in viewer.locator("#maintenance").locator("..").inner_text()
+    running.locator("button", has_text="Complete now").click()
+    expect(running.locator("td").nth(3)).to_have_text("Completed")
+    viewer.reload()
+    assert "Under maintenance" not in viewer.locator(".item", has_text="Queue").inner_text()
+    viewer.context.close()
+
+    later = plan(admin, "Disk swap", 24 * 60, 25 * 60)
+    expect(later.locator("td").nth(2)).to_have_text("The whole page")
+    later.locator("button", has_text="Cancel").click()
+    expect(later.locator("td").nth(3)).to_have_text("Cancelled")
+    admin.dialog_answers.append(True)
+    later.locator("button", has_text="Delete").click()
+    expect(later).to_have_count(0)
+    # A window that ends before it starts is refused next to the form, and nothing is added.
+    plan(admin, "Backwards", 60, 30)
+    expect(admin.locator("#add-maintenance + p + .error")).not_to_be_empty()
+    assert len(rpc(server, "MaintenanceService/ListMaintenances", {})["maintenances"]) == 1
+    assert [r for r, _ in audit_rows(server)][-5:] == ["AddMaintenance", "UpdateMaintenance", "AddMaintenance",
+                                                       "UpdateMaintenance", "DeleteMaintenance"]
+
+
+def test_webhooks_are_added_tested_inspected_and_deleted_on_the_admin_page(server, admin, receiver):
+    form = admin.locator("#add-webhook")
+    form.locator('input[name="url"]').fill(receiver.url)
+    form.locator('select[name="events"]').select_option(["item.created", "incident.opened"])
+    form.locator('select[name="format"]').select_option("statuspage")
+    form.locator("button").click()
+    secret = admin.locator("#webhook-secret code")
+    expect(secret).to_have_text(re.compile(r"^whsec_"))
+    row = admin.locator("#webhooks .item", has_text=receiver.url)
+    expect(row).to_contain_text("item.created, incident.opened · Statuspage bodies")
+    row.locator("button", has_text="Send a test").click()
+    expect(row.locator("button", has_text="Test delivered (200)")).to_be_visible()
+    assert json.loads(receiver.requests[-1]["body"])["page"]["id"]  # a Statuspage-shaped ping
+    row.locator("summary", has_text="Deliveries").click()
+    expect(row.locator(".deliveries tbody tr")).to_have_count(1)
+    expect(row.locator(".deliveries tbody tr td").nth(1)).to_have_text("ping")
+    expect(row.locator(".deliveries tbody tr td").nth(2)).to_contain_text("delivered · 200")
+    admin.open()
+    assert "whsec_" not in admin.content()  # shown once only
+    admin.dialog_answers.append(True)
+    admin.locator("#webhooks .item button", has_text="Delete").click()
+    expect(admin.locator("#webhooks")).to_contain_text("No webhooks yet.")
+
+
+def test_the_subscribers_section_says_when_e_mail_is_off(admin):
+    expect(admin.locator("#subscribers")).to_contain_text("E-mail is off: start the server with --smtp-url")
 
 
 # -- the audit API the page reads ----------------------------------------------------------------------------------
