@@ -885,7 +885,7 @@ class Transaction(typing.Protocol):
         """Write an event to tell, in the transaction of the change that causes it."""
 
     def events_to_fan_out(self, limit: int) -> list[EventRecord]:
-        """Events not yet turned into deliveries, oldest first."""
+        """Events not yet turned into deliveries, oldest first (their bodies only where fanning out needs them)."""
 
     def mark_fanned_out(self, event_ids: typing.Sequence[str]) -> None:
         """Mark events as turned into deliveries."""
@@ -895,6 +895,9 @@ class Transaction(typing.Protocol):
 
     def insert_delivery(self, record: DeliveryRecord) -> None:
         """Add a delivery of an event to one receiver."""
+
+    def insert_deliveries(self, rows: typing.Sequence[tuple]) -> None:
+        """Add many at once (an event fanned out to every receiver): each a tuple of a DeliveryRecord's fields."""
 
     def claim_deliveries(self, now_ns: int, lease_until_ns: int, limit: int) -> list[DeliveryRecord]:
         """Pending deliveries that are due and not leased by another worker, leased until ``lease_until_ns``."""
@@ -1872,8 +1875,9 @@ class SqlTransaction:
     def events_to_fan_out(self, limit):
         return [EventRecord(row[0], row[1], tuple(filter(None, row[2].split(","))), row[3], row[4])
                 for row in self._run(
-            "SELECT id, type, item_ids, body, created_ns FROM events WHERE fanned_out = 0 ORDER BY created_ns, id "
-            "LIMIT ?", (limit,))]
+            # (The bodies only where fanning out reads them: they can be kilobytes, and are sent later anyway.)
+            "SELECT id, type, item_ids, CASE WHEN type = 'subscriber.confirm' THEN body ELSE '' END, created_ns "
+            "FROM events WHERE fanned_out = 0 ORDER BY created_ns, id LIMIT ?", (limit,))]
 
     def mark_fanned_out(self, event_ids):
         self._conn.executemany("UPDATE events SET fanned_out = 1 WHERE id = ?", [(event_id,) for event_id in event_ids])
@@ -1886,8 +1890,11 @@ class SqlTransaction:
                          "duration_ms, attempted_ns, next_ns, created_ns")
 
     def insert_delivery(self, record):
-        self._run(f"INSERT INTO deliveries ({self._DELIVERY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                  dataclasses.astuple(record))
+        self.insert_deliveries([tuple(vars(record).values())])  # (not dataclasses.astuple: it deep-copies)
+
+    def insert_deliveries(self, rows):
+        self._conn.executemany(f"INSERT INTO deliveries ({self._DELIVERY_COLUMNS}) VALUES "
+                               "(?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
 
     def claim_deliveries(self, now_ns, lease_until_ns, limit):
         rows = self._run(
@@ -3299,6 +3306,9 @@ class StatusThingService:
     def tell_maintenance_transitions(self):
         """Tell of the windows that started or ended since last looked at: each once, whoever looks."""
         now = CLOCK.wall_ns()
+        with self._store.read() as tx:  # (looked at often: the write lock only when there is something to tell)
+            if not tx.maintenances_to_tell(now):
+                return
         with self._store.write(changes_data=False) as tx:
             for record in tx.maintenances_to_tell(now):
                 if record.starts_ns <= now and not record.started_told and tx.mark_told(record.id, "started"):
@@ -3399,6 +3409,7 @@ class StatusThingService:
             subscribers = [s for s in tx.list_subscribers() if s.confirmed_ns] if any(
                 event.type in MAILED_EVENTS for event in events) else []
             now = CLOCK.wall_ns()  # (the worker's times need not be unique: it leaves now_ns to the writes)
+            deliveries = []
             for event in events:
                 receivers = [("webhook", webhook.id) for webhook in webhooks if webhook.wants(event.type) and (
                     webhook.body_format == "standard" or event.type in STATUSPAGE_EVENTS)]
@@ -3408,18 +3419,21 @@ class StatusThingService:
                     # (Only those confirmed when it happened: nothing reaches an address before it is confirmed.)
                     receivers += [("email", s.id) for s in subscribers if s.confirmed_ns <= event.created_ns and (
                         not s.item_ids or not event.item_ids or set(s.item_ids) & set(event.item_ids))]
-                for channel, target in receivers:
-                    tx.insert_delivery(DeliveryRecord(IDS.new(), event.id, event.type, channel, target, 0, "pending",
-                                                      None, "", None, None, now, now))
+                # (A DeliveryRecord's fields; its id says which event to whom, and costs nothing to make.)
+                deliveries += [(f"{event.id.removeprefix('msg_')}.{target}", event.id, event.type, channel, target,
+                                0, "pending", None, "", None, None, now, now) for channel, target in receivers]
+            tx.insert_deliveries(deliveries)
             tx.mark_fanned_out([event.id for event in events])
         return len(events)
 
     def claim_deliveries(self, limit, lease_ns):
         """[(delivery, event, its webhook or subscriber)] due now, leased to this worker for ``lease_ns``."""
+        if limit <= 0:
+            return []
         now = CLOCK.wall_ns()
         with self._store.read() as tx:
             due = tx.next_delivery_ns()
-        if due is None or due > now or limit <= 0:
+        if due is None or due > now:
             return []
         with self._store.write(changes_data=False) as tx:
             claimed = tx.claim_deliveries(now, now + lease_ns, limit)
@@ -7173,6 +7187,7 @@ SENDERS = 8  # deliveries sent at once by one worker
 SUBSCRIPTIONS_PER_HOUR = 5  # per client address
 LEASE_MARGIN_S = 5.0
 WORKER_POLL_S = 0.5  # how often the worker looks for work another process wrote
+WORKER_BATCH_S = 0.1  # while busy, the worker's pause between rounds (writes are not slowed by its transactions)
 PRUNE_EVERY_S = 3600
 
 
@@ -7408,7 +7423,9 @@ class Notifier:
                 log(level="warning", event="notifier_failed", error=exc.message)
             except Exception as exc:
                 log_internal_error(exc, "notifier")
-            if not busy:
+            if busy:  # (a moment for more events to gather: one transaction for many, not one per write)
+                self._stopping.wait(WORKER_BATCH_S)
+            else:
                 self.service.told.wait(WORKER_POLL_S)
                 self.service.told.clear()
 
