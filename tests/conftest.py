@@ -437,7 +437,10 @@ class Receiver:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                if len(body) < length:  # (the sender died mid-request: nothing was delivered)
+                    return
                 with receiver._changed:
                     receiver.requests.append({"path": self.path, "body": body,
                                               "headers": {k.lower(): v for k, v in self.headers.items()}})
