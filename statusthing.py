@@ -780,6 +780,9 @@ class Transaction(typing.Protocol):
     def count_open_incidents(self) -> int:
         """How many incidents are unresolved."""
 
+    def count_deliveries(self) -> dict[tuple[str, str], int]:
+        """{(channel, state): how many deliveries} of the outbox."""
+
     def count_incidents(self, since_ns: int, until_ns: int) -> int:
         """How many incidents started in [since, until)."""
 
@@ -1664,6 +1667,10 @@ class SqlTransaction:
 
     def count_open_incidents(self):
         return self._run("SELECT COUNT(*) FROM incidents WHERE resolved_ns IS NULL").fetchone()[0]
+
+    def count_deliveries(self):
+        return {(channel, state): count for channel, state, count in self._run(
+            "SELECT channel, state, COUNT(*) FROM deliveries GROUP BY channel, state")}
 
     def database_pages_bytes(self):
         return self._run("PRAGMA page_count").fetchone()[0] * self._run("PRAGMA page_size").fetchone()[0]
@@ -3112,6 +3119,10 @@ class StatusThingService:
     def count_open_incidents(self):
         with self._store.read() as tx:
             return tx.count_open_incidents()
+
+    def count_deliveries(self):
+        with self._store.read() as tx:
+            return tx.count_deliveries()
 
     def check_ready(self):
         """Raises (with the reason) unless the database answers a query that reads a row."""
@@ -5880,6 +5891,12 @@ class Site:
         families.append(prometheus_family("statusthing_maintenances_active", "gauge",
                                           "Maintenance windows in progress.",
                                           [("", {}, len(self.service.calendar().in_progress(now)))]))
+        counts = self.service.count_deliveries()
+        families.append(prometheus_family(
+            "statusthing_deliveries", "gauge", "Webhook and e-mail deliveries kept (pending: not yet delivered, "
+            "failed: given up), by channel and state.",
+            [("", {"channel": channel, "state": state}, counts.get((channel, state), 0))
+             for channel in ("webhook", "email") for state in ("pending", "delivered", "failed")]))
         families.append(prometheus_family("statusthing_database_size_bytes", "gauge",
                                           "The size of the database.", [("", {}, store_size_bytes)]))
         families.append(REQUEST_METRICS.families())

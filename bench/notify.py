@@ -44,7 +44,8 @@ def silent_receiver():
 def wrk(port, case, env, path="/"):
     out = subprocess.run(["wrk", "-t2", "-c4", f"-d{DURATION}", "--timeout", "10s", "-s", os.path.join(HERE, env.pop(
         "script")), f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True,
-        env={**os.environ, "BENCH_CASE": case, "BENCH_AUTH_HEADER": AUTH["Authorization"], **env}).stdout
+        env={**os.environ, "BENCH_CASE": case, "BENCH_AUTH_HEADER": AUTH["Authorization"], "BENCH_DIR": HERE,
+             **env}).stdout
     fields = next(line for line in out.splitlines() if line.startswith("RESULT")).split()
     assert int(fields[5]) == 0 and int(fields[6]) == 0, out  # no errors, no socket errors
     return float(fields[2]), float(fields[4])

@@ -342,3 +342,18 @@ def test_the_command_line_adds_lists_tests_and_deletes_webhooks_of_a_running_ser
     assert_one_line_failure(cli(server, "webhook", "add", "ftp://example.com"), "http")
     audit = cli(server, "audit").stdout
     assert "AddWebhook" in audit and "DeleteWebhook" in audit and "cli:" in audit
+
+
+def test_metrics_count_deliveries_by_channel_and_state(server, receiver):
+    from prometheus_client.parser import text_string_to_metric_families
+    webhook = add_webhook(server, receiver.url)["webhook"]
+    json_rpc(server, f"{HOOKS}/TestWebhook", {"webhookId": webhook["id"]})
+    receiver.status = 500
+    json_rpc(server, f"{HOOKS}/TestWebhook", {"webhookId": webhook["id"]})
+    conn = server.http()
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    samples = {(s.labels["channel"], s.labels["state"]): s.value for family in text_string_to_metric_families(text)
+               if family.name == "statusthing_deliveries" for s in family.samples}
+    assert samples[("webhook", "delivered")] == 1 and samples[("webhook", "pending")] == 1
+    assert samples[("email", "pending")] == 0
