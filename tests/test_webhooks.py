@@ -6,12 +6,13 @@ import datetime
 import http.client
 import json
 import signal
+import sqlite3
 import threading
 
 import pytest
 from standardwebhooks.webhooks import Webhook as Verifier
 
-from conftest import (ADMIN_AUTH, RPC_PREFIX, Receiver, Site, assert_one_line_failure, cli, fails, json_rpc,
+from conftest import (ADMIN_AUTH, RPC_PREFIX, Receiver, Server, Site, assert_one_line_failure, cli, fails, json_rpc,
                       of_type)
 
 HOOKS = "WebhookService"
@@ -357,3 +358,48 @@ def test_metrics_count_deliveries_by_channel_and_state(server, receiver):
                if family.name == "statusthing_deliveries" for s in family.samples}
     assert samples[("webhook", "delivered")] == 1 and samples[("webhook", "pending")] == 1
     assert samples[("email", "pending")] == 0
+
+
+def test_two_processes_on_one_database_deliver_each_event_once(tmp_path, receiver):
+    site = Site(tmp_path, start="2027-07-01T00:00:00Z", timezone="UTC")
+    second = Server(site.folder / "st.db", tmp_path / "second.log", *site.args,
+                    env={"STATUSTHING_CLOCK": site.clock.path})
+    try:
+        site.rpc(f"{HOOKS}/AddWebhook", url=receiver.url, events=["item.created"])
+        for number in range(40):  # (written through both: each worker sees events the other wrote)
+            server = (site.server, second)[number % 2]
+            assert server.post(f"{RPC_PREFIX}.ItemsService/AddItem", json.dumps({"name": f"n{number}"}))[0] == 200
+        got = receiver.wait(count=40)
+        # Once both workers have fanned out and sent everything they claimed, a duplicate would be here too.
+        site.rpc("ItemsService/AddItem", name="last")
+        assert second.post(f"{RPC_PREFIX}.ItemsService/AddItem", json.dumps({"name": "last too"}))[0] == 200
+        got = receiver.wait(count=42)
+        ids = [request["headers"]["webhook-id"] for request in got]
+        assert len(ids) == len(set(ids)) == 42
+    finally:
+        second.stop()
+        site.stop()
+
+
+def test_finished_deliveries_are_pruned_after_the_retention_period(tmp_path, receiver):
+    site = Site(tmp_path, "--retention-days", "30", start="2027-08-01T00:00:00Z", timezone="UTC")
+    try:
+        webhook = site.rpc(f"{HOOKS}/AddWebhook", url=receiver.url, events=["item.created"])["webhook"]
+        site.rpc("ItemsService/AddItem", name="old news")
+        receiver.wait()
+        while deliveries(site.server, webhook["id"])[0]["state"] != "delivered":
+            pass
+        site.at("2027-08-30T00:00:00Z")
+        site.restart()  # (the worker prunes when it starts, then hourly)
+        assert len(deliveries(site.server, webhook["id"])) == 1  # 29 days: kept
+        site.at("2027-09-01T00:00:00Z")
+        site.restart()
+        site.rpc("ItemsService/AddItem", name="new news")
+        receiver.wait(count=2)
+        while deliveries(site.server, webhook["id"])[0]["state"] != "delivered":
+            pass
+        assert [d["eventType"] for d in deliveries(site.server, webhook["id"])] == ["item.created"]
+        with sqlite3.connect(site.server.db_path) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 1  # the old event went too
+    finally:
+        site.stop()

@@ -75,6 +75,11 @@ def seed(server, clock):
     rpc(server, "NotesService/AddNote", {"itemId": items["Public API"],
                                          "noteText": "Cause found: a slow database replica. A fix is being deployed."})
     at(clock, NOW)
+    rpc(server, "MaintenanceService/AddMaintenance", {
+        "title": "Database upgrade", "itemIds": [items["Public API"]],
+        "description": "Writes to the API pause for up to five minutes while the database moves to new hardware.",
+        "startsAt": (NOW + datetime.timedelta(days=2)).isoformat().replace("+00:00", "Z"),
+        "endsAt": (NOW + datetime.timedelta(days=2, hours=1)).isoformat().replace("+00:00", "Z")})
     return items["Public API"]
 
 
@@ -82,8 +87,10 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         clock = Clock(pathlib.Path(tmp) / "now")
         at(clock, NOW)
+        # (No mail is sent: --smtp-url only has to be given for the page to offer subscriptions.)
         server = Server(pathlib.Path(tmp) / "st.db", pathlib.Path(tmp) / "log", "--title", "Example Inc. status",
-                        env={"STATUSTHING_CLOCK": clock.path})
+                        "--smtp-url", "smtp://127.0.0.1:1", "--mail-from", "status@example.com", "--public-url",
+                        "https://status.example.com", env={"STATUSTHING_CLOCK": clock.path})
         try:
             troubled = seed(server, clock)
             with sync_playwright() as playwright:
