@@ -4701,11 +4701,12 @@ def _html(text):
     return html.escape(text, quote=True)
 
 
-def _time(ts):
-    """A <time> in UTC; the page's optional script turns it into the reader's local and relative time. (Formatted
-    from time.gmtime: a third of datetime's cost, which counts when a page shows 40,000 of them.)"""
-    moment = time.gmtime(ts.seconds)
-    return (f'<time datetime="{time.strftime("%Y-%m-%dT%H:%M:%SZ", moment)}">'
+def _time(ts, planned=False):
+    """A <time> in UTC; the page's optional script turns it into the reader's local and relative time (only the
+    local time, for a ``planned`` moment). (Formatted from time.gmtime: a third of datetime's cost, which counts when
+    a page shows 40,000 of them.)"""
+    moment, kind = time.gmtime(ts.seconds), ' class="at"' if planned else ""
+    return (f'<time{kind} datetime="{time.strftime("%Y-%m-%dT%H:%M:%SZ", moment)}">'
             f'{time.strftime("%Y-%m-%d %H:%M UTC", moment)}</time>')
 
 
@@ -5075,9 +5076,10 @@ def maintenance_html(records, names, now_ns):
     articles = []
     for record in records[:MAINTENANCES_SHOWN]:
         if record.starts_ns <= now_ns:
-            when = f"<strong>In progress</strong>, until {_time(timestamp(record.ends_ns))}"
+            when = f"<strong>In progress</strong>, until {_time(timestamp(record.ends_ns), planned=True)}"
         else:
-            when = f"From {_time(timestamp(record.starts_ns))} to {_time(timestamp(record.ends_ns))}"
+            when = (f"From {_time(timestamp(record.starts_ns), planned=True)} to "
+                    f"{_time(timestamp(record.ends_ns), planned=True)}")
         affected = ", ".join(_html(names[item_id]) for item_id in record.item_ids if item_id in names) \
             if record.item_ids else "all systems"
         articles.append(f'<article class="incident b-maintenance" id="maintenance-{_html(record.id)}"><h3>'
@@ -9203,7 +9205,8 @@ document.getElementById("older-audit").addEventListener("click", () => loadAudit
       var date = new Date(times[i].getAttribute("datetime"));
       if (isNaN(date)) continue;
       var local = date.toLocaleString(undefined, {dateStyle: "medium", timeStyle: "short"});
-      times[i].textContent = relative ? ago(date) + " (" + local + ")" : local;
+      // (class "at": a moment to plan by, such as a maintenance window: the local time alone reads best)
+      times[i].textContent = relative && !times[i].classList.contains("at") ? ago(date) + " (" + local + ")" : local;
       times[i].title = date.toUTCString();
     }
   }
