@@ -1713,10 +1713,10 @@ class SqlTransaction:
         self._conn.executemany(
             "INSERT INTO uptime_days (item_id, day, operational_ns, degraded_ns, partial_ns, major_ns, maintenance_ns) "
             "VALUES (?,?,?,?,?,?,?) ON CONFLICT (item_id, day) DO UPDATE SET "
-            "operational_ns = operational_ns + excluded.operational_ns, "
-            "degraded_ns = degraded_ns + excluded.degraded_ns, "
-            "partial_ns = partial_ns + excluded.partial_ns, major_ns = major_ns + excluded.major_ns, "
-            "maintenance_ns = maintenance_ns + excluded.maintenance_ns",
+            "operational_ns = uptime_days.operational_ns + excluded.operational_ns, "
+            "degraded_ns = uptime_days.degraded_ns + excluded.degraded_ns, "
+            "partial_ns = uptime_days.partial_ns + excluded.partial_ns, major_ns = uptime_days.major_ns + excluded.major_ns, "
+            "maintenance_ns = uptime_days.maintenance_ns + excluded.maintenance_ns",
             [(item_id, day.isoformat(), *ns) for day, ns in tallies.items()])
 
     def delete_tallies(self, item_id, first_day, last_day):
@@ -2211,9 +2211,36 @@ def translate_sqlite_error(exc, conflict=None):
     return Internal("storage error")
 
 
+def is_postgres_url(path):
+    return str(path).startswith(("postgresql://", "postgres://"))
+
+
 def open_store(path, create=True, durability="full"):
-    """The Store for ``--db``: a SQLite file (created when missing, unless ``create`` is False) or ``:memory:``."""
+    """The Store for ``--db``: a SQLite file (created when missing, unless ``create`` is False), ``:memory:``, or a
+    PostgreSQL database (``postgresql://…``: statusthing_pg.py, with psycopg, imported only then)."""
+    if is_postgres_url(path):
+        # (Run as a script this module is __main__: the store module must get this one, not a second copy.)
+        sys.modules.setdefault("statusthing", sys.modules[__name__])
+        try:
+            import statusthing_pg
+        except ImportError as exc:
+            if exc.name == "statusthing_pg":
+                raise StartupError("--db postgresql://... needs statusthing_pg.py beside statusthing.py (it comes with "
+                                   "the package: copy it too)") from None
+            raise StartupError(f"--db postgresql://... needs PostgreSQL support: pip install 'statusthing[postgres]' "
+                               f"(psycopg and psycopg_pool; {exc.name} is missing)") from None
+        return statusthing_pg.PostgresStore(path, create)
     return SqliteStore(path, create, durability)
+
+
+def db_label(path):
+    """How a database is named to people: a file's full path, a PostgreSQL URL without its password."""
+    if path == MEMORY_DB:
+        return path
+    if is_postgres_url(path):
+        parts = urllib.parse.urlsplit(path)
+        return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", "@")))
+    return os.path.abspath(path)
 
 
 # ==================================================================================================================
@@ -2490,6 +2517,8 @@ def _required_id(value, field):
         raise InvalidArgument(f"{field} is required")
     if len(value) > MAX_ID_CHARS:
         raise InvalidArgument(f"{field} is not an id of this server (ids are at most {MAX_ID_CHARS} characters)")
+    if _CONTROL_CHARACTERS.search(value):  # (no id has one; and PostgreSQL's text cannot even hold a NUL)
+        raise InvalidArgument(f"{field} is not an id of this server (ids have no control characters)")
     return value
 
 
@@ -8134,7 +8163,7 @@ def run_command(args, config):
                            "its server")
     store, accounts = open_database(config, create=False)
     actor = Actor(f"cli:{getpass.getuser()}", "cli", "local")
-    key, where = (args.command, getattr(args, "action", None)), os.path.abspath(config.db_path)
+    key, where = (args.command, getattr(args, "action", None)), db_label(config.db_path)
     try:
         if key in SERVICE_COMMANDS:
             service = StatusThingService(store, TimeZone(config.timezone))
@@ -8169,7 +8198,7 @@ def run_export(args, config):
         return 1
     finally:
         store.close()
-    print(f"exported {written} files of {os.path.abspath(config.db_path)} to {os.path.abspath(args.dir)}")
+    print(f"exported {written} files of {db_label(config.db_path)} to {os.path.abspath(args.dir)}")
     return 0
 
 
@@ -8180,7 +8209,7 @@ def _password_command(program, db_path):
     if os.sep in program:  # a path, not a name found on PATH: make it work from any folder
         program = os.path.abspath(program)
     launcher = [sys.executable, program] if program.endswith(".py") else [program]
-    return shlex.join([*launcher, "user", "passwd", DEFAULT_ADMIN[0], "--db", os.path.abspath(db_path)])
+    return shlex.join([*launcher, "user", "passwd", DEFAULT_ADMIN[0], "--db", db_label(db_path)])
 
 
 def _prepare_process():
@@ -8218,7 +8247,7 @@ def serve(config, program):
         signal.signal(signum, lambda *_: stop.set())
     app.start()
     log(event="start", version=VERSION, address=app.address,
-        db=config.db_path if config.db_path == MEMORY_DB else os.path.abspath(config.db_path),
+        db=db_label(config.db_path),
         schema_version=app.store.schema_version, durability=config.durability, devmode=config.devmode,
         pid=os.getpid())
     if app.accounts.default_password_in_use():

@@ -1,6 +1,7 @@
 """Fixtures: the real server as a subprocess on a free loopback port with its own temporary database, and one
 client interface over the three ways to reach it (Connect JSON, Connect binary, gRPC)."""
 import base64
+import contextlib
 import http.client
 import http.server
 import json
@@ -8,6 +9,7 @@ import os
 import pathlib
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -87,8 +89,106 @@ def run_statusthing(*args, stdin=None, env=None, cwd=ROOT, script=None, timeout=
 
 def cli(server_or_db, *args, stdin=None, env=None):
     """A command (``user passwd admin``, ``audit``, ...) on a server's database (or a database path)."""
-    db = getattr(server_or_db, "db_path", server_or_db)
+    db = getattr(server_or_db, "db_path", None) or database_for(server_or_db)
     return run_statusthing(*args, "--db", str(db), stdin=stdin, env=env)
+
+
+# -- the backend: SQLite files, or (pytest --backend postgres) PostgreSQL ---------------------------------------------
+# With --backend postgres, every server a test starts on a database file runs on a PostgreSQL database of its own
+# instead (the same file path, the same database: restarts find their data), in a throwaway cluster this process
+# starts. Tests about SQLite files themselves are marked sqlite_only and run in the SQLite run only.
+
+BACKEND = {"name": "sqlite"}
+PG_BIN = "/usr/lib/postgresql/15/bin"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--backend", choices=("sqlite", "postgres"), default="sqlite",
+                     help="the database every test server runs on (postgres: a throwaway cluster, started here)")
+
+
+def pytest_configure(config):
+    BACKEND["name"] = config.getoption("--backend")
+    config.addinivalue_line("markers", "sqlite_only: about SQLite files themselves; not run with --backend postgres")
+
+
+def pytest_collection_modifyitems(config, items):
+    if BACKEND["name"] != "postgres":
+        return
+    kept = [item for item in items if not item.get_closest_marker("sqlite_only")]
+    config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("sqlite_only")])
+    items[:] = kept
+
+
+def pytest_unconfigure(config):
+    if "cluster" in BACKEND:
+        BACKEND.pop("cluster").stop()
+
+
+class PostgresCluster:
+    """Debian's PostgreSQL, as a throwaway cluster: initdb in a temporary folder (as the postgres user when the
+    tests run as root: PostgreSQL refuses root), on a free loopback port, no fsync (nothing here must survive a
+    power loss), stopped and removed at the end."""
+
+    def __init__(self):
+        import shutil
+        import tempfile
+        if not os.path.exists(f"{PG_BIN}/initdb"):
+            pytest.exit(f"{PG_BIN}/initdb is missing: apt-get install postgresql", returncode=3)
+        self.folder = pathlib.Path(tempfile.mkdtemp(prefix="st-pg-"))
+        self.port = free_port()
+        as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if as_user:
+            shutil.chown(self.folder, "postgres")
+        self._as_user, self._databases = as_user, {}
+        subprocess.run([*as_user, f"{PG_BIN}/initdb", "-D", str(self.folder / "data"), "-A", "trust", "-U",
+                        "statusthing", "--locale=C.UTF-8", "-E", "UTF8"], check=True, capture_output=True)
+        subprocess.run([*as_user, f"{PG_BIN}/pg_ctl", "-D", str(self.folder / "data"), "-l",
+                        str(self.folder / "log"), "-w", "-o", f"-p {self.port} -k {self.folder} "
+                        "-c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
+                        "-c full_page_writes=off -c max_connections=400", "start"], check=True, capture_output=True)
+        self.url = f"postgresql://statusthing@127.0.0.1:{self.port}"
+
+    def database(self, key):
+        """The URL of the database for ``key`` (a file path a test gave), made empty the first time."""
+        if key not in self._databases:
+            import psycopg
+            name = f"st_{len(self._databases)}_{os.getpid()}"
+            with psycopg.connect(f"{self.url}/postgres", autocommit=True) as conn:
+                conn.execute(f"CREATE DATABASE {name}")
+            self._databases[key] = f"{self.url}/{name}"
+        return self._databases[key]
+
+    def stop(self):
+        import shutil
+        subprocess.run([*self._as_user, f"{PG_BIN}/pg_ctl", "-D", str(self.folder / "data"), "-m", "immediate",
+                        "stop"], capture_output=True)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def database(server_or_path):
+    """A connection to a server's database from this process (as a hand edit or another tool would make), SQLite
+    or PostgreSQL alike: ``execute``/``executemany`` with ``?`` parameters; committed at the end."""
+    url = getattr(server_or_path, "db_path", None) or database_for(server_or_path)
+    if url.startswith("postgresql://"):
+        import psycopg
+
+        import statusthing_pg
+        with psycopg.connect(url) as conn:  # (commits when the block ends without an exception)
+            yield statusthing_pg.PgConnection(conn)
+    else:
+        with contextlib.closing(sqlite3.connect(url)) as conn, conn:
+            yield conn
+
+
+def database_for(db_path):
+    """What ``--db`` a server on the file ``db_path`` gets in this run: the file, or its PostgreSQL database."""
+    if BACKEND["name"] != "postgres" or str(db_path).startswith("postgresql://") or str(db_path) == ":memory:":
+        return str(db_path)
+    if "cluster" not in BACKEND:
+        BACKEND["cluster"] = PostgresCluster()
+    return BACKEND["cluster"].database(str(pathlib.Path(db_path).resolve()))
 
 
 def assert_one_line_failure(result, *fragments, code=1):
@@ -134,7 +234,7 @@ class Server:
 
     def __init__(self, db_path, log_path, *extra_args, env=None, script=None, command=None, cwd=ROOT,
                  db_from_env=False):
-        self.db_path, self.log_path = str(db_path), pathlib.Path(log_path)
+        self.db_path, self.log_path = database_for(db_path), pathlib.Path(log_path)
         command = command or ([sys.executable, str(script)] if script else STATUSTHING)
         env = {**(env or {}), **({"STATUSTHING_DB": self.db_path} if db_from_env else {})}
         self.args = [*command, "--api-addr", "127.0.0.1:0", *([] if db_from_env else ["--db", self.db_path]),

@@ -10,14 +10,14 @@ import pytest
 from playwright.sync_api import expect
 
 import statusthing
-from conftest import ADMIN, ADMIN_AUTH, Server, basic, cli, status_id
+from conftest import ADMIN, ADMIN_AUTH, Server, basic, cli, database, status_id
 from conftest import json_rpc as rpc
 
 RPC = "/statusthing.v1"
 
 
 def audit_rows(server):
-    with sqlite3.connect(server.db_path) as conn:
+    with database(server) as conn:
         return conn.execute("SELECT rpc, changes FROM audit_log ORDER BY id").fetchall()
 
 
@@ -402,6 +402,7 @@ def test_the_audit_api_filters_pages_and_names(server):
         assert status == 400 and error["code"] == "invalid_argument", bad
 
 
+@pytest.mark.sqlite_only
 def test_old_audit_entries_are_filed_under_their_items(tmp_path):
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)

@@ -1,6 +1,5 @@
 """Accounts, write protection and the audit trail (issue 3), against the real server and the real command line."""
 import json
-import sqlite3
 import statistics
 import time
 
@@ -8,7 +7,7 @@ import grpc
 import pytest
 
 import statusthing_pb2 as pb
-from conftest import ADMIN, ADMIN_AUTH, CLIENTS, Api, RpcFailure, basic, cli
+from conftest import ADMIN, ADMIN_AUTH, CLIENTS, Api, RpcFailure, basic, cli, database
 
 WRITES = ["AddStatus", "UpdateStatus", "DeleteStatus", "AddItem", "UpdateItem", "DeleteItem",
           "AddNote", "UpdateNote", "DeleteNote"]
@@ -23,7 +22,7 @@ def audit(server):
 
 def audit_rows(server):
     """The audit table read directly (quicker than the command, for loops), oldest first."""
-    with sqlite3.connect(server.db_path) as conn:
+    with database(server) as conn:
         rows = conn.execute("SELECT rpc, actor, actor_kind, client FROM audit_log ORDER BY id").fetchall()
     return [dict(zip(("rpc", "actor", "actor_kind", "client"), row)) for row in rows]
 
@@ -232,7 +231,8 @@ def test_passwords_are_never_stored_or_logged(server):
     assert cli(server, "user", "add", "alice", "--stdin", stdin=password + "\n").returncode == 0
     assert post_from(server, "127.0.0.7", basic("alice", password), "by-alice")[0] == 200
     server.request_log("http", 1)
-    raw = sqlite3.connect(server.db_path).execute("SELECT * FROM users").fetchall()
+    with database(server) as conn:
+        raw = conn.execute("SELECT * FROM users").fetchall()
     dump = repr(raw).encode() + b"".join(v for row in raw for v in row if isinstance(v, bytes))
     for secret in (password, "password"):
         assert secret.encode() not in dump and secret.encode().hex().encode() not in dump

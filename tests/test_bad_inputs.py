@@ -6,7 +6,6 @@ import concurrent.futures
 import json
 import random
 import socket
-import sqlite3
 import time
 
 import grpc
@@ -14,7 +13,8 @@ import pytest
 from google.protobuf.descriptor import FieldDescriptor
 
 import statusthing_pb2 as pb
-from conftest import ADMIN_AUTH, SERVICE_OF, rpc_path as path
+from conftest import ADMIN_AUTH, SERVICE_OF, database
+from conftest import rpc_path as path
 
 LIST = "/statusthing.v1.ItemsService/ListItems"
 ADD = "/statusthing.v1.ItemsService/AddItem"
@@ -32,7 +32,7 @@ def server(shared_server):
 
 
 def item_count(server):
-    with sqlite3.connect(server.db_path) as conn:
+    with database(server) as conn:
         return conn.execute("SELECT (SELECT COUNT(*) FROM items) + (SELECT COUNT(*) FROM notes) + "
                             "(SELECT COUNT(*) FROM statuses)").fetchone()[0]
 

@@ -1,12 +1,11 @@
 """Kept answers: in-process, one computation per miss however many ask, nothing kept across a write or past its
 time, bounded memory; and through real servers, answers that follow changes made by another process."""
 import json
-import sqlite3
 import threading
 import time
 
 import statusthing
-from conftest import Server
+from conftest import Server, database
 
 
 def test_many_concurrent_misses_compute_once():
@@ -119,8 +118,8 @@ def test_a_change_by_another_process_shows_in_the_next_answer_and_page(start_ser
         assert names(first) == [] and "Written by the other one" not in page(first)  # now kept by the first
         assert second.post("/statusthing.v1.ItemsService/AddItem", '{"name": "Written by the other one"}')[0] == 200
         assert names(first) == ["Written by the other one"] and "Written by the other one" in page(first)
-        # A hand edit with sqlite3 (this test's own process) counts too.
-        with sqlite3.connect(first.db_path) as conn:
+        # A hand edit (this test's own process, by the database's own driver) counts too.
+        with database(first) as conn:
             conn.execute("UPDATE items SET name = 'Edited by hand'")
         assert names(first) == ["Edited by hand"] and "Edited by hand" in page(first)
     finally:

@@ -1,6 +1,7 @@
 """The command line and the process: flags, start-up failures, the JSON log, graceful shutdown, concurrency."""
 import http.client
 import json
+import pathlib
 import signal
 import socket
 import threading
@@ -51,7 +52,7 @@ def test_bad_address(tmp_path):
 
 def test_startup_and_request_log_lines(server):
     start = server.start_line
-    assert start["address"] == f"127.0.0.1:{server.port}" and start["db"].endswith("st.db")
+    assert start["address"] == f"127.0.0.1:{server.port}" and start["db"] in (server.db_path, str(pathlib.Path(server.db_path).resolve()))
     assert start["schema_version"] == statusthing.MIGRATIONS[-1][0]
     assert start["devmode"] is False and start["version"] == statusthing.VERSION
     server.post(LIST, "{}")

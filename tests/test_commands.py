@@ -20,6 +20,7 @@ def can_write(server, auth):
     return server.post(ADD, f'{{"name": "w-{time.monotonic_ns()}"}}', auth=auth)[0] == 200
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("command", EVERY_COMMAND, ids=lambda c: " ".join(c[:2]))
 def test_commands_never_create_a_database(tmp_path, command):
     typo = tmp_path / "statusthnig.db"
@@ -59,6 +60,7 @@ def test_the_startup_warning_gives_the_exact_command_for_this_server(start_serve
     assert not can_write(server, basic(*ADMIN)) and can_write(server, basic("admin", "the new password"))
 
 
+@pytest.mark.sqlite_only
 def test_a_missing_folder_is_named(tmp_path):
     folder = tmp_path / "var" / "lib" / "statusthing"
     result = run_statusthing("--api-addr", "127.0.0.1:0", "--db", str(folder / "st.db"))

@@ -3,7 +3,6 @@ caching of API reads, and deadlines (Connect-Timeout-Ms, gRPC's) that stop a wri
 import base64
 import gzip
 import json
-import sqlite3
 import urllib.parse
 
 import grpc
@@ -13,7 +12,7 @@ from connectrpc.compat import google_protobuf_binary_codec, google_protobuf_json
 from connectrpc.method import IdempotencyLevel, MethodInfo, StreamType
 
 import statusthing_pb2 as pb
-from conftest import ADMIN_AUTH, SERVICE_OF, json_rpc
+from conftest import ADMIN_AUTH, SERVICE_OF, database, json_rpc
 
 LIST = "/statusthing.v1.ItemsService/ListItems"
 
@@ -103,7 +102,7 @@ def test_writes_stay_post_only(shared_server):
 
 
 def items_named(server, name):
-    with sqlite3.connect(server.db_path) as conn:
+    with database(server) as conn:
         return conn.execute("SELECT COUNT(*) FROM items WHERE name = ?", (name,)).fetchone()[0]
 
 

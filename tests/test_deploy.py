@@ -5,6 +5,8 @@ import subprocess
 import sys
 import sysconfig
 
+import pytest
+
 from conftest import ADMIN_AUTH, ROOT, Server
 
 DISTRIBUTION_FILES = ("pyproject.toml", "README.md", "statusthing.py", "statusthing_pb2.py",
@@ -31,6 +33,7 @@ def test_embedded_assets_match_the_files():
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.sqlite_only
 def test_a_non_editable_install_into_a_fresh_venv_serves_the_pages(tmp_path):
     # The distribution is built from a copy of its files, so the build leaves nothing in the repository. The new
     # venv finds the runtime dependencies (already installed for the tests) through a .pth file instead of
@@ -55,6 +58,7 @@ def test_a_non_editable_install_into_a_fresh_venv_serves_the_pages(tmp_path):
         assert server.stop() == 0
 
 
+@pytest.mark.sqlite_only
 def test_two_copied_files_are_a_whole_deployment(tmp_path):
     folder = tmp_path / "appliance"
     folder.mkdir()

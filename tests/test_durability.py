@@ -8,6 +8,7 @@ import sqlite3
 import threading
 
 import grpc
+import pytest
 
 import statusthing_pb2 as pb
 from conftest import ADMIN_AUTH, Server
@@ -61,6 +62,7 @@ def write_until_it_dies(server, name_prefix, acknowledged, enough):
     return threads
 
 
+@pytest.mark.sqlite_only
 def test_kill_9_mid_load_loses_no_acknowledged_write(tmp_path):
     db = tmp_path / "st.db"
     acknowledged = []

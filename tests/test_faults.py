@@ -34,6 +34,7 @@ def mounted(*args):
         subprocess.run(["umount", "-l", target], check=False, capture_output=True)
 
 
+@pytest.mark.sqlite_only
 def test_a_database_that_cannot_be_written_refuses_to_start(tmp_path):
     db = tmp_path / "st.db"
     Server(db, tmp_path / "first.log").stop()  # a real database, made by the server
@@ -45,6 +46,7 @@ def test_a_database_that_cannot_be_written_refuses_to_start(tmp_path):
         assert run_statusthing("user", "list", "--db", str(db)).returncode == 0
 
 
+@pytest.mark.sqlite_only
 def test_a_full_disk_refuses_writes_keeps_reads_and_recovers(tmp_path):
     disk = tmp_path / "disk"
     disk.mkdir()
@@ -78,6 +80,7 @@ def test_a_full_disk_refuses_writes_keeps_reads_and_recovers(tmp_path):
         assert not server.wait_log(lambda line: line.get("event") == "internal_error", timeout=0.2)
 
 
+@pytest.mark.sqlite_only
 def test_an_io_error_is_unavailable_and_does_not_kill_the_server(tmp_path):
     server = Server(tmp_path / "st.db", tmp_path / "server.log")
     try:

@@ -339,6 +339,7 @@ def test_metrics_are_for_this_machine_or_a_bearer(start_server):
 
 # -- health -----------------------------------------------------------------------------------------------------------
 
+@pytest.mark.sqlite_only
 def test_health_and_readiness(start_server):
     server = start_server()
     for path, answer in (("/healthz", {"status": "ok"}), ("/readyz", {"status": "ready"})):

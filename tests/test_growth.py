@@ -52,6 +52,7 @@ def test_items_carry_at_most_their_newest_notes(api, unique):
     fails("invalid_argument", api.ListItems, extended=True, notes_limit=5000)
 
 
+@pytest.mark.sqlite_only
 def test_an_item_with_a_hundred_thousand_notes(server):
     status, _, body = server.post("/statusthing.v1.ItemsService/AddItem", '{"name": "Chatty"}')
     item_id = json.loads(body)["item"]["id"]
@@ -88,6 +89,7 @@ def test_an_item_with_a_hundred_thousand_notes(server):
     assert json.loads(audit[-1][0])["notes"] == [100_000, None]
 
 
+@pytest.mark.sqlite_only
 def test_a_purge_left_unfinished_is_finished_after_a_restart(start_server, tmp_path):
     first = start_server()
     item_id = json.loads(first.post("/statusthing.v1.ItemsService/AddItem", '{"name": "Doomed"}')[2])["item"]["id"]
@@ -105,6 +107,7 @@ def test_a_purge_left_unfinished_is_finished_after_a_restart(start_server, tmp_p
             time.sleep(0.05)
 
 
+@pytest.mark.sqlite_only
 def test_answers_stay_within_what_their_clients_take(server):
     """gRPC clients take 4 MiB by default: larger answers are refused there, with a message saying to ask for
     less. Connect clients set no such limit: they get answers up to 16 MiB."""
@@ -134,6 +137,7 @@ def test_answers_stay_within_what_their_clients_take(server):
     assert status == 200 and len(json.loads(answer)["items"]) == 1000
 
 
+@pytest.mark.sqlite_only
 def test_answers_from_parts_follow_every_change(server):
     def listed(**fields):
         status, _, body = server.post("/statusthing.v1.ItemsService/ListItems", json.dumps(fields))
@@ -178,6 +182,7 @@ def test_durability_is_full_unless_asked(start_server, tmp_path):
     assert start_server("--durability", "normal", db_path=tmp_path / "other.db").start_line["durability"] == "normal"
 
 
+@pytest.mark.sqlite_only
 def test_a_reader_behind_a_pruned_change_log_reads_everything_again(server):
     def names():
         status, _, body = server.post("/statusthing.v1.ItemsService/ListItems", b"{}")
@@ -194,6 +199,7 @@ def test_a_reader_behind_a_pruned_change_log_reads_everything_again(server):
     assert names() == ["added by hand", "logged-0", "logged-1", "logged-3", "renamed while away"]
 
 
+@pytest.mark.sqlite_only
 def test_a_reader_that_has_seen_no_change_yet_still_notices_a_pruned_log(start_server):
     server = start_server()
     assert server.post("/statusthing.v1.ItemsService/ListItems", b"{}")[2] == b"{}"  # has read the (empty) log

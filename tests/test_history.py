@@ -260,6 +260,7 @@ def test_items_are_listed_by_position_then_creation(history_server, unique):
 
 # -- the migration from the audit trail ----------------------------------------------------------------------------
 
+@pytest.mark.sqlite_only
 def test_existing_databases_get_their_history_from_the_audit_trail(tmp_path):
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)

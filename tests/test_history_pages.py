@@ -6,11 +6,10 @@ happen when the test says."""
 import json
 import math
 import re
-import sqlite3
 
 import pytest
 
-from conftest import RPC_PREFIX, Site
+from conftest import RPC_PREFIX, Site, database
 
 
 @pytest.fixture
@@ -298,7 +297,7 @@ def test_pages_pass_axe_in_light_and_dark(browser, shared_site, scheme, path):
 
 
 def test_a_page_of_hundreds_of_items_leaves_the_bars_to_the_item_pages(site):
-    with sqlite3.connect(site.server.db_path) as conn:  # (written by another process: the server follows)
+    with database(site.server) as conn:  # (written by another process: the server follows)
         conn.executemany("INSERT INTO items (id, name, created_ns, updated_ns) VALUES (?, ?, ?, ?)",
                          [(f"01BULK{n:020d}", f"Bulk {n}", n + 1, n + 1) for n in range(200)])
     assert site.page().count('<ol class="bar"') == 200
@@ -308,7 +307,7 @@ def test_a_page_of_hundreds_of_items_leaves_the_bars_to_the_item_pages(site):
     assert '<ol class="bar"' in site.page("/items/01BULK00000000000000000007")
     # GetUptime answers up to 100,000 item-days; more is refused before any work, saying what to ask instead.
     assert len(site.rpc("HistoryService/GetUptime", days=366)["items"]) == 201
-    with sqlite3.connect(site.server.db_path) as conn:
+    with database(site.server) as conn:
         conn.executemany("INSERT INTO items (id, name, created_ns, updated_ns) VALUES (?, ?, ?, ?)",
                          [(f"01MORE{n:020d}", f"More {n}", n + 1, n + 1) for n in range(100)])
     status, _, answer = site.server.post(f"{RPC_PREFIX}.HistoryService/GetUptime", '{"days": 366}')

@@ -143,7 +143,8 @@ def copy_appliance(tmp_path, with_assets=True):
     """The files an operator copies to a server, in a folder of their own (the assets/ folder only for devmode)."""
     folder = tmp_path / "appliance"
     folder.mkdir()
-    for name in ("statusthing.py", "statusthing_pb2.py"):
+    # (With --backend postgres the operator copies the PostgreSQL store too.)
+    for name in ("statusthing.py", "statusthing_pb2.py", "statusthing_pg.py"):
         shutil.copy(ROOT / name, folder / name)
     if with_assets:
         shutil.copytree(ROOT / "assets", folder / "assets")

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import socket
-import sqlite3
 import ssl
 import subprocess
 import time
@@ -15,14 +14,15 @@ import grpc
 import pytest
 
 import statusthing_pb2 as pb
-from conftest import (ADMIN, ADMIN_AUTH, PUBLIC_HOST, ROOT, assert_one_line_failure, basic, free_port, run_statusthing,
+from conftest import (ADMIN, ADMIN_AUTH, PUBLIC_HOST, ROOT, assert_one_line_failure, basic, database, free_port,
+                      run_statusthing,
                       self_signed_certificate)
 
 ADD = "/statusthing.v1.ItemsService/AddItem"
 
 
 def audit_clients(server):
-    with sqlite3.connect(server.db_path) as conn:
+    with database(server) as conn:
         return [row[0] for row in conn.execute("SELECT client FROM audit_log WHERE rpc = 'AddItem' ORDER BY id")]
 
 

@@ -37,6 +37,7 @@ def run_server_expecting_failure(db_path):
     return result.stderr
 
 
+@pytest.mark.sqlite_only
 def test_fresh_database_is_migrated_and_gets_the_defaults(server):
     assert server.start_line["schema_version"] == LATEST
     assert [row[0] for row in migration_rows(server.db_path)] == list(range(1, LATEST + 1))
@@ -47,6 +48,7 @@ def test_fresh_database_is_migrated_and_gets_the_defaults(server):
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+@pytest.mark.sqlite_only
 def test_restart_applies_nothing_and_deleted_defaults_stay_deleted(start_server, tmp_path):
     first = start_server()
     down = next(s for s in list_statuses(first) if s["name"] == "DOWN")
@@ -59,6 +61,7 @@ def test_restart_applies_nothing_and_deleted_defaults_stay_deleted(start_server,
     assert sorted(s["name"] for s in list_statuses(second)) == ["UP", "WARNING"]
 
 
+@pytest.mark.sqlite_only
 def test_database_newer_than_the_code_is_refused(tmp_path, start_server):
     server = start_server()
     server.stop()
@@ -103,6 +106,7 @@ def test_the_server_refuses_to_start_when_a_real_migration_fails(tmp_path):
     assert schema_dump(path) == before
 
 
+@pytest.mark.sqlite_only
 def test_foreign_keys_are_enforced(server):
     # The server's own rules stop this first; the schema stops it too, for anyone editing the file by hand.
     status, _, body = server.post("/statusthing.v1.ItemsService/AddItem", json.dumps({"name": "fk"}))

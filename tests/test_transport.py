@@ -413,6 +413,7 @@ def test_connection_management_follows_http(shared_server):
     assert answer.startswith(b"HTTP/1.1 200 OK")
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("transport", ["connect_json", "connect_proto", "grpc"])
 def test_an_unexpected_exception_is_internal_with_the_traceback_only_in_the_log(shared_server, transport):
     # A real fault, not a mock: a note whose time was overwritten by hand with text, so building its message

@@ -6,13 +6,13 @@ import datetime
 import http.client
 import json
 import signal
-import sqlite3
 import threading
 
 import pytest
 from standardwebhooks.webhooks import Webhook as Verifier
 
-from conftest import (ADMIN_AUTH, RPC_PREFIX, Receiver, Server, Site, assert_one_line_failure, cli, fails, json_rpc,
+from conftest import (ADMIN_AUTH, RPC_PREFIX, Receiver, Server, Site, assert_one_line_failure, cli, database, fails,
+                      json_rpc,
                       of_type)
 
 HOOKS = "WebhookService"
@@ -399,7 +399,7 @@ def test_finished_deliveries_are_pruned_after_the_retention_period(tmp_path, rec
         while deliveries(site.server, webhook["id"])[0]["state"] != "delivered":
             pass
         assert [d["eventType"] for d in deliveries(site.server, webhook["id"])] == ["item.created"]
-        with sqlite3.connect(site.server.db_path) as conn:
+        with database(site.server) as conn:
             assert conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 1  # the old event went too
     finally:
         site.stop()

@@ -1,0 +1,349 @@
+"""StatusThing on PostgreSQL: the Store of statusthing.py (its section 4) over psycopg 3, so that several
+StatusThing servers can share one database. Imported only for a ``postgresql://`` --db: the SQLite appliance never
+needs this file, nor psycopg (``pip install 'statusthing[postgres]'``).
+
+The queries are statusthing's own (SqlTransaction), written in SQL both engines read; here they only get
+PostgreSQL's placeholders. The migrations are statusthing's too, with the column types SQLite spells its own way
+translated, and the triggers written again in PL/pgSQL.
+
+- Writes take one transaction-scoped advisory lock, so writes are serial across every server, as SQLite's are in
+  one: the service's read-then-write steps (incidents, maintenance transitions, tallies) stay correct unchanged.
+- Reads are REPEATABLE READ READ ONLY transactions: one consistent snapshot each, never waiting for a writer.
+- Kept answers follow the database: every write that changes data notifies ``statusthing_changes`` at commit and
+  moves a counter row; each server listens, and re-checks the counter every second in case a notification was
+  missed (a reconnect).
+- Migrations run under a session advisory lock, so servers that start together migrate once.
+"""
+import contextlib
+import re
+import threading
+import time
+
+import psycopg
+import psycopg.errors
+import psycopg_pool
+
+import statusthing as st
+
+WRITE_LOCK = 0x53545752  # pg_advisory_xact_lock key of writes ("STWR")
+MIGRATE_LOCK = 0x53544D47  # pg_advisory_lock key of migrations ("STMG")
+CHANNEL = "statusthing_changes"
+RECHECK_S = 1.0  # how often a server looks at the change counter when no notification came
+POOL_SIZE = 16
+CONNECT_TIMEOUT_S = 5
+
+
+# -- SQL: statusthing's, in PostgreSQL's spelling ------------------------------------------------------------------
+
+_TOKENS = re.compile(r"'(?:[^']|'')*'|\?|%|\browid\b")
+
+
+def pg_sql(sql, has_params):
+    """``?`` -> ``%s`` (outside string literals), ``%`` -> ``%%`` when there are parameters, rowid -> ctid."""
+    def swap(match):
+        token = match.group()
+        if token == "?":
+            return "%s"
+        if token == "%":
+            return "%%" if has_params else "%"
+        if token == "rowid":
+            return "ctid"
+        return token.replace("%", "%%") if has_params else token
+    return _TOKENS.sub(swap, sql)
+
+
+_DDL = [(re.compile(pattern), replacement) for pattern, replacement in (
+    (r"\bINTEGER PRIMARY KEY AUTOINCREMENT\b", "BIGSERIAL PRIMARY KEY"),
+    (r"\bTEXT NOT NULL UNIQUE COLLATE NOCASE\b", "CITEXT NOT NULL UNIQUE"),
+    (r"\bINTEGER\b", "BIGINT"),
+    (r"\bBLOB\b", "BYTEA"),
+    (r"\bREAL\b", "DOUBLE PRECISION"),
+    (r"\bTEXT\b(?! COLLATE)", 'TEXT COLLATE "C"'),  # (byte order, as SQLite compares: ids sort by time)
+)]
+
+
+def pg_ddl(sql):
+    """A statement of statusthing's migrations as PostgreSQL takes it; None for SQLite's triggers (this module
+    installs its own)."""
+    stripped = sql.lstrip()
+    if stripped.startswith("CREATE TRIGGER"):
+        return None
+    if stripped.startswith("BEGIN IMMEDIATE"):
+        return "BEGIN"
+    if stripped.startswith(("CREATE TABLE", "ALTER TABLE")):
+        for pattern, replacement in _DDL:
+            sql = pattern.sub(replacement, sql)
+    return sql
+
+
+class _Cursor:
+    """A psycopg cursor as sqlite3's looks to SqlTransaction: rowcount is -1 for a query (sqlite3's), so reads
+    never count as changed rows."""
+
+    def __init__(self, cursor, query):
+        self._cursor, self._query = cursor, query
+        self.rowcount = -1 if query or cursor is None else cursor.rowcount
+
+    def fetchone(self):
+        return self._cursor.fetchone() if self._query else None
+
+    def fetchall(self):
+        return self._cursor.fetchall() if self._query else []
+
+    def __iter__(self):
+        return iter(self.fetchall())
+
+
+class PgConnection:
+    """A psycopg connection with sqlite3's ``execute``/``executemany`` (``?`` parameters), for SqlTransaction and
+    the migrations (``ddl``: translate their statements)."""
+
+    def __init__(self, conn, ddl=False):
+        self._conn, self._ddl = conn, ddl
+
+    def execute(self, sql, params=()):
+        if self._ddl:
+            sql = pg_ddl(sql)
+            if sql is None:
+                return _Cursor(None, False)
+        cursor = self._conn.cursor()
+        cursor.execute(pg_sql(sql, bool(params)), tuple(params) if params else None, prepare=False)
+        return _Cursor(cursor, cursor.description is not None)
+
+    def executemany(self, sql, rows):
+        rows = [tuple(row) for row in rows]
+        if rows:
+            self._conn.cursor().executemany(pg_sql(sql, True), rows)
+        return _Cursor(None, False)
+
+
+def translate_pg_error(exc, conflict=None):
+    """The one place psycopg's errors become StatusThingError."""
+    if isinstance(exc, st.StatusThingError):
+        return exc
+    if isinstance(exc, psycopg.errors.UniqueViolation) and conflict:
+        return st.AlreadyExists(conflict)
+    if isinstance(exc, (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg.errors.AdminShutdown)):
+        return st.Unavailable(f"the database is unavailable ({str(exc).splitlines()[0] if str(exc) else 'no answer'}"
+                              "): nothing was written; try again", retry_after_s=5)
+    if isinstance(exc, psycopg.errors.DiskFull):
+        return st.Unavailable("the database's disk is full: nothing was written", retry_after_s=60)
+    if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
+        return st.Unavailable("the database is read-only now (a standby?): nothing was written", retry_after_s=5)
+    st.log(level="error", event="storage_error", error=f"{type(exc).__name__}: {str(exc).strip()}")
+    return st.Internal("storage error")
+
+
+# -- the schema: statusthing's migrations, plus what PostgreSQL needs of its own ------------------------------------
+
+_TRIGGERS = """
+CREATE FUNCTION st_log_change(kind TEXT, row_id TEXT) RETURNS void LANGUAGE sql AS
+  $$ INSERT INTO changes (kind, id) VALUES (kind, row_id) $$;
+CREATE FUNCTION st_items_revision() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.revision = OLD.revision THEN
+    NEW.revision := OLD.revision + 1;
+    PERFORM st_log_change('item', OLD.id);
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER items_revision BEFORE UPDATE ON items FOR EACH ROW EXECUTE FUNCTION st_items_revision();
+CREATE FUNCTION st_items_added() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM st_log_change('item', NEW.id); RETURN NULL; END $$;
+CREATE TRIGGER items_added AFTER INSERT ON items FOR EACH ROW EXECUTE FUNCTION st_items_added();
+CREATE FUNCTION st_items_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM st_log_change('item', OLD.id); RETURN NULL; END $$;
+CREATE TRIGGER items_removed AFTER DELETE ON items FOR EACH ROW EXECUTE FUNCTION st_items_removed();
+CREATE FUNCTION st_statuses_revision() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.revision = OLD.revision THEN
+    NEW.revision := OLD.revision + 1;
+    PERFORM st_log_change('status', OLD.id);
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER statuses_revision BEFORE UPDATE ON statuses FOR EACH ROW EXECUTE FUNCTION st_statuses_revision();
+CREATE FUNCTION st_notes_added() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN UPDATE items SET notes_count = notes_count + 1 WHERE id = NEW.item_id; RETURN NULL; END $$;
+CREATE TRIGGER notes_added AFTER INSERT ON notes FOR EACH ROW EXECUTE FUNCTION st_notes_added();
+CREATE FUNCTION st_notes_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE items SET revision = revision + 1 WHERE id = NEW.item_id;
+  PERFORM st_log_change('item', NEW.item_id);
+  RETURN NULL;
+END $$;
+CREATE TRIGGER notes_changed AFTER UPDATE ON notes FOR EACH ROW EXECUTE FUNCTION st_notes_changed();
+CREATE FUNCTION st_notes_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN UPDATE items SET notes_count = notes_count - 1 WHERE id = OLD.item_id; RETURN NULL; END $$;
+CREATE TRIGGER notes_removed AFTER DELETE ON notes FOR EACH ROW EXECUTE FUNCTION st_notes_removed();
+"""
+
+
+# Every statement that changes a table kept answers read from notifies the servers (deduplicated per transaction by
+# PostgreSQL; the payload says which connection, so a server can skip its own): hand edits and other tools count.
+_NOTIFY_ON_CHANGE = f"""
+CREATE OR REPLACE FUNCTION st_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_notify('{CHANNEL}', pg_backend_pid()::text); RETURN NULL; END $$;
+"""
+# (The outbox's tables change with every delivery and no kept answer reads them; the bookkeeping ones neither.)
+_UNWATCHED = ("events", "deliveries", "changes", "change_counter", "schema_migrations")
+
+
+def _with_triggers(apply):
+    def migration(conn):
+        apply(conn)
+        conn.execute(_TRIGGERS)  # (no parameters: one simple query, many statements)
+    return migration
+
+
+# Statusthing's migrations, the same numbers and names; the one that made SQLite's triggers makes these.
+MIGRATIONS = tuple((version, name, _with_triggers(apply) if apply is st._migration_revisions_and_purges else apply)
+                   for version, name, apply in st.MIGRATIONS)
+
+
+# -- the store -----------------------------------------------------------------------------------------------------
+
+class PostgresStore:
+    """The Store protocol on a PostgreSQL database, shared by any number of StatusThing servers."""
+
+    def __init__(self, url, create=True):
+        self.path, self.url = st.db_label(url), url
+        try:
+            with psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+                self.schema_version = self._migrate(conn)
+        except psycopg.Error as exc:
+            raise st.StartupError(f"cannot open database {self.path}: {str(exc).strip().splitlines()[0]}") from None
+        self._own = set()  # backend pids of this store's connections: their notifications are already counted
+        self._pool = psycopg_pool.ConnectionPool(
+            url, min_size=1, max_size=POOL_SIZE, open=True, timeout=10, configure=self._remember,
+            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S})
+        self._generation, self._generation_lock = 0, threading.Lock()
+        self._counter = None  # the change counter as last seen
+        self._closing = threading.Event()
+        self._listener = threading.Thread(target=self._listen, name="pg-listener", daemon=True)
+        self._listener.start()
+
+    def _remember(self, conn):
+        self._own.add(str(conn.info.backend_pid))
+
+    @staticmethod
+    def _migrate(conn):
+        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATE_LOCK,))
+        try:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS citext")
+            version = st.migrate(PgConnection(conn, ddl=True), MIGRATIONS)
+            conn.execute("CREATE TABLE IF NOT EXISTS change_counter (one INT PRIMARY KEY CHECK (one = 1), "
+                         "n BIGINT NOT NULL)")
+            conn.execute("INSERT INTO change_counter VALUES (1, 0) ON CONFLICT DO NOTHING")
+            conn.execute(_NOTIFY_ON_CHANGE)
+            for (table,) in conn.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename <> ALL(%s)",
+                    (list(_UNWATCHED),)).fetchall():
+                conn.execute(f'DROP TRIGGER IF EXISTS st_notify ON "{table}"')
+                conn.execute(f'CREATE TRIGGER st_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON "{table}" '
+                             "FOR EACH STATEMENT EXECUTE FUNCTION st_notify()")
+            return version
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATE_LOCK,))
+
+    # -- transactions ----------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _connection(self):
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            raise translate_pg_error(exc) from exc
+
+    @contextlib.contextmanager
+    def read(self):
+        with self._connection() as conn:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                yield st.SqlTransaction(PgConnection(conn), translate_pg_error)
+            finally:
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute("ROLLBACK")
+
+    @contextlib.contextmanager
+    def write(self, changes_data=True):
+        with self._connection() as conn:
+            try:
+                conn.execute("BEGIN")
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            except psycopg.Error as exc:
+                raise translate_pg_error(exc) from exc
+            tx = st.SqlTransaction(PgConnection(conn), translate_pg_error)
+            try:
+                yield tx
+                moved = changes_data and tx.rows_changed
+                if moved:  # (for a server that missed the notification the triggers send at commit)
+                    conn.execute("UPDATE change_counter SET n = n + 1")
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, psycopg.Error):
+                    raise translate_pg_error(exc) from exc
+                raise
+            if moved:
+                self._move()
+
+    # -- following the database --------------------------------------------------------------------------------
+
+    def generation(self):
+        return self._generation
+
+    def _move(self):
+        with self._generation_lock:  # (two moves must never read as one)
+            self._generation += 1
+
+    def _listen(self):
+        """Move the generation when another server (or the command line) commits a change: on its notification,
+        or, should one be missed, when the counter is seen to have moved."""
+        while not self._closing.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self._move()  # (anything may have happened while not listening)
+                    while not self._closing.is_set():
+                        for notification in conn.notifies(timeout=RECHECK_S, stop_after=1):
+                            if notification.payload not in self._own:
+                                self._move()
+                        counter = conn.execute("SELECT n FROM change_counter").fetchone()[0]
+                        if counter != self._counter:
+                            self._counter = counter
+                            self._move()
+            except psycopg.Error as exc:
+                if self._closing.is_set():
+                    return
+                st.log(level="warning", event="database_listener_lost", error=str(exc).strip().splitlines()[0]
+                       if str(exc).strip() else type(exc).__name__)
+                self._closing.wait(1.0)
+
+    def size_bytes(self):
+        with self._connection() as conn:
+            return conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+
+    def close(self):
+        self._closing.set()
+        self._pool.close()
+        self._listener.join(RECHECK_S * 2 + 1)
+
+
+def open_postgres(url, create=True):
+    return PostgresStore(url, create)
+
+
+def pg_wait_ready(url, timeout_s=10):
+    """Wait until the database at ``url`` answers (for tests and scripts)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with psycopg.connect(url, connect_timeout=1):
+                return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
