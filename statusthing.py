@@ -1306,6 +1306,14 @@ MIGRATIONS = (
 )
 
 
+# Every table of the schema, in an order a copy can load them in: statuses before the items that use them,
+# notes before items (their trigger counts notes into an item that is not there yet, so nothing is counted twice),
+# the change log last (the triggers of the rest write to it). tests/test_storage.py checks the list is whole.
+TABLES = ("statuses", "notes", "items", "users", "api_tokens", "audit_log", "purge_queue", "status_changes",
+          "incidents", "uptime_days", "settings", "maintenances", "maintenance_items", "webhooks", "subscribers",
+          "events", "deliveries", "changes")
+
+
 def schema_version(conn):
     """The highest migration recorded in the database (0 for a new one)."""
     conn.execute("""CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -1671,6 +1679,21 @@ class SqlTransaction:
     def count_deliveries(self):
         return {(channel, state): count for channel, state, count in self._run(
             "SELECT channel, state, COUNT(*) FROM deliveries GROUP BY channel, state")}
+
+    # -- whole tables, for statusthing migrate-db ---------------------------------------------------------------
+
+    def dump_table(self, table):
+        """(column names, every row) of a table of TABLES."""
+        cursor = self._run(f"SELECT * FROM {table}")
+        return [column[0] for column in cursor.description], cursor.fetchall()
+
+    def load_table(self, table, columns, rows):
+        """Replace a table's rows with these."""
+        self._run(f"DELETE FROM {table}")
+        for start in range(0, len(rows), 1000):
+            self._conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+                                   f"({', '.join('?' * len(columns))})", rows[start:start + 1000])
+        self.rows_changed += len(rows)
 
     def database_pages_bytes(self):
         return self._run("PRAGMA page_count").fetchone()[0] * self._run("PRAGMA page_size").fetchone()[0]
@@ -7987,6 +8010,12 @@ def _build_parser(environ):
                          ("del", "delete a window (and what it did to uptime)")):
         maintenance_commands.add_parser(action, parents=[db], help=text).add_argument("id")
 
+    move = commands.add_parser("migrate-db", help="copy a whole database into an empty one: SQLite to PostgreSQL "
+                                                 "or back, ids and times intact, checked by counts")
+    move.add_argument("--from", dest="source", required=True, metavar="DB", help="a SQLite file or a postgresql:// URL")
+    move.add_argument("--to", dest="target", required=True, metavar="DB",
+                      help="an empty database: a SQLite file (created) or a postgresql:// URL (migrated first)")
+
     export = commands.add_parser("export", parents=[db], help="write the public site as static files to DIR (a "
                                                                "link to the copy, replaced in one step)")
     export.add_argument("dir", metavar="DIR")
@@ -8179,6 +8208,50 @@ def run_command(args, config):
         store.close()
 
 
+def run_migrate_db(args):
+    """``statusthing migrate-db --from A --to B``: every table of A into the empty B; the exit code."""
+    source = open_store(args.source, create=False)
+    try:
+        target = open_store(args.target, create=True)
+    except StartupError:
+        source.close()
+        raise
+    try:
+        if source.schema_version != target.schema_version:
+            raise StartupError(f"{db_label(args.source)} is at schema version {source.schema_version}, "
+                               f"{db_label(args.target)} at {target.schema_version}: start a server on the older "
+                               "one first (it migrates it)")
+        with target.read() as tx:
+            if tx.dump_table("items")[1] or tx.dump_table("users")[1] or tx.dump_table("audit_log")[1]:
+                raise StartupError(f"{db_label(args.target)} is not empty (it has items, users or an audit trail); "
+                                   "migrate-db only fills an empty database")
+        counts = {}
+        with source.read() as tx:
+            tables = {table: tx.dump_table(table) for table in TABLES}
+        with target.write() as tx:
+            for table in TABLES:
+                tx.load_table(table, *tables[table])
+                counts[table] = len(tables[table][1])
+        if hasattr(target, "after_load"):
+            target.after_load()
+        with target.read() as tx:
+            copied = {table: len(tx.dump_table(table)[1]) for table in TABLES}
+        wrong = [f"{table}: {counts[table]} rows, {copied[table]} copied" for table in TABLES
+                 if copied[table] != counts[table]]
+        if wrong:
+            print(f"statusthing: migrate-db: counts differ after the copy: {'; '.join(wrong)}", file=sys.stderr)
+            return 1
+    except StatusThingError as exc:
+        print(f"statusthing: migrate-db failed, nothing was copied: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        source.close()
+        target.close()
+    print(f"copied {db_label(args.source)} to {db_label(args.target)}: "
+          + ", ".join(f"{counts[table]} {table}" for table in TABLES if counts[table]))
+    return 0
+
+
 def run_export(args, config):
     """``statusthing export DIR``: the public site of the server's database, as static files; the exit code."""
     if config.db_path == MEMORY_DB:
@@ -8274,6 +8347,8 @@ def main(argv=None, environ=None):
     try:
         if args.command == "export":
             return run_export(args, dataclasses.replace(_server_config(args, environ), db_path=args.db))
+        if args.command == "migrate-db":
+            return run_migrate_db(args)
         if args.command in ("webhook", "maintenance"):  # (the time zone of typed times, the webhook timeout)
             return run_command(args, dataclasses.replace(_server_config(args, environ), db_path=args.db))
         if args.command:

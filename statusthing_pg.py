@@ -83,6 +83,7 @@ class _Cursor:
     def __init__(self, cursor, query):
         self._cursor, self._query = cursor, query
         self.rowcount = -1 if query or cursor is None else cursor.rowcount
+        self.description = cursor.description if query else None
 
     def fetchone(self):
         return self._cursor.fetchone() if self._query else None
@@ -321,6 +322,13 @@ class PostgresStore:
                 st.log(level="warning", event="database_listener_lost", error=str(exc).strip().splitlines()[0]
                        if str(exc).strip() else type(exc).__name__)
                 self._closing.wait(1.0)
+
+    def after_load(self):
+        """After migrate-db filled the tables: the serial columns go on after the highest id copied."""
+        with self._connection() as conn:
+            for table, column in (("audit_log", "id"), ("changes", "seq")):
+                conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
+                             f"COALESCE((SELECT MAX({column}) FROM {table}), 0) + 1, false)")
 
     def size_bytes(self):
         with self._connection() as conn:

@@ -2,6 +2,7 @@
 client interface over the three ways to reach it (Connect JSON, Connect binary, gRPC)."""
 import base64
 import contextlib
+import glob
 import http.client
 import http.server
 import json
@@ -99,7 +100,8 @@ def cli(server_or_db, *args, stdin=None, env=None):
 # starts. Tests about SQLite files themselves are marked sqlite_only and run in the SQLite run only.
 
 BACKEND = {"name": "sqlite"}
-PG_BIN = "/usr/lib/postgresql/15/bin"
+PG_BIN = max(glob.glob("/usr/lib/postgresql/*/bin"), default="/usr/lib/postgresql/15/bin",
+             key=lambda path: int(path.split("/")[-2]) if path.split("/")[-2].isdigit() else 0)  # Debian's newest
 
 
 def pytest_addoption(parser):
@@ -110,14 +112,17 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     BACKEND["name"] = config.getoption("--backend")
     config.addinivalue_line("markers", "sqlite_only: about SQLite files themselves; not run with --backend postgres")
+    config.addinivalue_line("markers", "first_run_only: chooses its databases itself (PostgreSQL's own tests); "
+                                       "not run again with --backend postgres")
 
 
 def pytest_collection_modifyitems(config, items):
     if BACKEND["name"] != "postgres":
         return
-    kept = [item for item in items if not item.get_closest_marker("sqlite_only")]
-    config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("sqlite_only")])
-    items[:] = kept
+    def once(item):
+        return item.get_closest_marker("sqlite_only") or item.get_closest_marker("first_run_only")
+    config.hook.pytest_deselected(items=[item for item in items if once(item)])
+    items[:] = [item for item in items if not once(item)]
 
 
 def pytest_unconfigure(config):
@@ -143,10 +148,9 @@ class PostgresCluster:
         self._as_user, self._databases = as_user, {}
         subprocess.run([*as_user, f"{PG_BIN}/initdb", "-D", str(self.folder / "data"), "-A", "trust", "-U",
                         "statusthing", "--locale=C.UTF-8", "-E", "UTF8"], check=True, capture_output=True)
-        subprocess.run([*as_user, f"{PG_BIN}/pg_ctl", "-D", str(self.folder / "data"), "-l",
-                        str(self.folder / "log"), "-w", "-o", f"-p {self.port} -k {self.folder} "
-                        "-c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
-                        "-c full_page_writes=off -c max_connections=400", "start"], check=True, capture_output=True)
+        self._options = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+                         "-c synchronous_commit=off -c full_page_writes=off -c max_connections=400")
+        self.resume()
         self.url = f"postgresql://statusthing@127.0.0.1:{self.port}"
 
     def database(self, key):
@@ -158,6 +162,16 @@ class PostgresCluster:
                 conn.execute(f"CREATE DATABASE {name}")
             self._databases[key] = f"{self.url}/{name}"
         return self._databases[key]
+
+    def pause(self):
+        """Stop the server, keeping its data (a failover, an outage)."""
+        subprocess.run([*self._as_user, f"{PG_BIN}/pg_ctl", "-D", str(self.folder / "data"), "-m", "fast", "-w",
+                        "stop"], check=True, capture_output=True)
+
+    def resume(self):
+        subprocess.run([*self._as_user, f"{PG_BIN}/pg_ctl", "-D", str(self.folder / "data"), "-l",
+                        str(self.folder / "log"), "-w", "-o", self._options, "start"], check=True,
+                       capture_output=True)
 
     def stop(self):
         import shutil
