@@ -108,7 +108,7 @@ class PgConnection:
             if sql is None:
                 return _Cursor(None, False)
         cursor = self._conn.cursor()
-        cursor.execute(pg_sql(sql, bool(params)), tuple(params) if params else None, prepare=False)
+        cursor.execute(pg_sql(sql, bool(params)), tuple(params) if params else None)
         return _Cursor(cursor, cursor.description is not None)
 
     def executemany(self, sql, rows):
@@ -270,18 +270,16 @@ class PostgresStore:
     @contextlib.contextmanager
     def write(self, changes_data=True):
         with self._connection() as conn:
-            try:
-                conn.execute("BEGIN")
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            try:  # (one round trip: a simple query of two statements)
+                conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")
             except psycopg.Error as exc:
                 raise translate_pg_error(exc) from exc
             tx = st.SqlTransaction(PgConnection(conn), translate_pg_error)
             try:
                 yield tx
                 moved = changes_data and tx.rows_changed
-                if moved:  # (for a server that missed the notification the triggers send at commit)
-                    conn.execute("UPDATE change_counter SET n = n + 1")
-                conn.execute("COMMIT")
+                # (The counter, for a server that missed the notification the triggers send at commit.)
+                conn.execute("UPDATE change_counter SET n = n + 1; COMMIT" if moved else "COMMIT")
             except BaseException as exc:
                 with contextlib.suppress(psycopg.Error):
                     conn.execute("ROLLBACK")

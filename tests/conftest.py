@@ -132,10 +132,10 @@ def pytest_unconfigure(config):
 
 class PostgresCluster:
     """Debian's PostgreSQL, as a throwaway cluster: initdb in a temporary folder (as the postgres user when the
-    tests run as root: PostgreSQL refuses root), on a free loopback port, no fsync (nothing here must survive a
-    power loss), stopped and removed at the end."""
+    tests run as root: PostgreSQL refuses root), on a free loopback port, no fsync unless ``durable`` (nothing a
+    test writes must survive a power loss; benchmarks want the real thing), stopped and removed at the end."""
 
-    def __init__(self):
+    def __init__(self, durable=False):
         import shutil
         import tempfile
         if not os.path.exists(f"{PG_BIN}/initdb"):
@@ -148,8 +148,8 @@ class PostgresCluster:
         self._as_user, self._databases = as_user, {}
         subprocess.run([*as_user, f"{PG_BIN}/initdb", "-D", str(self.folder / "data"), "-A", "trust", "-U",
                         "statusthing", "--locale=C.UTF-8", "-E", "UTF8"], check=True, capture_output=True)
-        self._options = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
-                         "-c synchronous_commit=off -c full_page_writes=off -c max_connections=400")
+        self._options = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c max_connections=400"
+                         + ("" if durable else " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"))
         self.resume()
         self.url = f"postgresql://statusthing@127.0.0.1:{self.port}"
 

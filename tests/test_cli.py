@@ -52,7 +52,8 @@ def test_bad_address(tmp_path):
 
 def test_startup_and_request_log_lines(server):
     start = server.start_line
-    assert start["address"] == f"127.0.0.1:{server.port}" and start["db"] in (server.db_path, str(pathlib.Path(server.db_path).resolve()))
+    assert start["address"] == f"127.0.0.1:{server.port}"
+    assert start["db"] in (server.db_path, str(pathlib.Path(server.db_path).resolve()))
     assert start["schema_version"] == statusthing.MIGRATIONS[-1][0]
     assert start["devmode"] is False and start["version"] == statusthing.VERSION
     server.post(LIST, "{}")

@@ -7,7 +7,6 @@ import signal
 import threading
 
 import grpc
-import pytest
 
 import statusthing_pb2 as pb
 from conftest import ADMIN_AUTH, BACKEND, Server, database
