@@ -140,30 +140,14 @@ def translate_pg_error(exc, conflict=None):
 _TRIGGERS = """
 CREATE FUNCTION st_log_change(kind TEXT, row_id TEXT) RETURNS void LANGUAGE sql AS
   $$ INSERT INTO changes (kind, id) VALUES (kind, row_id) $$;
-CREATE FUNCTION st_items_revision() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF NEW.revision = OLD.revision THEN
-    NEW.revision := OLD.revision + 1;
-    PERFORM st_log_change('item', OLD.id);
-  END IF;
-  RETURN NEW;
-END $$;
-CREATE TRIGGER items_revision BEFORE UPDATE ON items FOR EACH ROW EXECUTE FUNCTION st_items_revision();
+{revision_item}
 CREATE FUNCTION st_items_added() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN PERFORM st_log_change('item', NEW.id); RETURN NULL; END $$;
 CREATE TRIGGER items_added AFTER INSERT ON items FOR EACH ROW EXECUTE FUNCTION st_items_added();
 CREATE FUNCTION st_items_removed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN PERFORM st_log_change('item', OLD.id); RETURN NULL; END $$;
 CREATE TRIGGER items_removed AFTER DELETE ON items FOR EACH ROW EXECUTE FUNCTION st_items_removed();
-CREATE FUNCTION st_statuses_revision() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF NEW.revision = OLD.revision THEN
-    NEW.revision := OLD.revision + 1;
-    PERFORM st_log_change('status', OLD.id);
-  END IF;
-  RETURN NEW;
-END $$;
-CREATE TRIGGER statuses_revision BEFORE UPDATE ON statuses FOR EACH ROW EXECUTE FUNCTION st_statuses_revision();
+{revision_status}
 CREATE FUNCTION st_notes_added() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN UPDATE items SET notes_count = notes_count + 1 WHERE id = NEW.item_id; RETURN NULL; END $$;
 CREATE TRIGGER notes_added AFTER INSERT ON notes FOR EACH ROW EXECUTE FUNCTION st_notes_added();
@@ -188,6 +172,23 @@ BEGIN PERFORM pg_notify('{CHANNEL}', pg_backend_pid()::text); RETURN NULL; END $
 """
 # (The outbox's tables change with every delivery and no kept answer reads them; the bookkeeping ones neither.)
 _UNWATCHED = ("events", "deliveries", "changes", "change_counter", "schema_migrations")
+
+
+def _revision_trigger(table, kind):
+    """A row's revision moves with every update that does not move it itself, and the change is logged."""
+    return f"""CREATE FUNCTION st_{table}_revision() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.revision = OLD.revision THEN
+    NEW.revision := OLD.revision + 1;
+    PERFORM st_log_change('{kind}', OLD.id);
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER {table}_revision BEFORE UPDATE ON {table} FOR EACH ROW EXECUTE FUNCTION st_{table}_revision();"""
+
+
+_TRIGGERS = _TRIGGERS.replace("{revision_item}", _revision_trigger("items", "item")).replace(
+    "{revision_status}", _revision_trigger("statuses", "status"))
 
 
 def _with_triggers(apply):

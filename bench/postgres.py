@@ -21,26 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 sys.path.insert(0, HERE)
 from conftest import PostgresCluster  # noqa: E402
-from grow import AUTH, DURATION, PYTHON, ROOT  # noqa: E402
-
-
-class Server:
-    def __init__(self, db):
-        self.log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
-        self.proc = subprocess.Popen([PYTHON, os.path.join(ROOT, "statusthing.py"), "--api-addr", "127.0.0.1:0",
-                                      "--db", db], stdout=self.log)
-        while True:
-            with open(self.log.name) as log:
-                start = next((json.loads(line) for line in log if '"start"' in line), None)
-            if start:
-                break
-            assert self.proc.poll() is None, "the server did not start"
-            time.sleep(0.05)
-        self.port = int(start["address"].rsplit(":", 1)[1])
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait()
+from grow import AUTH, DURATION, Server  # noqa: E402
 
 
 def wrk(port, path, connections, body="{}", unique=False, threads=2):

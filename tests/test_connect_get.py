@@ -128,6 +128,9 @@ def test_a_write_past_its_grpc_deadline_does_not_happen(server):
         with pytest.raises(grpc.RpcError) as info:
             add(pb.AddItemRequest(name="too late"), timeout=0.01, metadata=(("authorization", ADMIN_AUTH),))
         assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    line = server.wait_log(lambda line: line.get("protocol") == "grpc" and "AddItem" in line.get("method", ""))
-    assert line and line[0]["code"] == "DEADLINE_EXCEEDED"  # the server saw it too, and stopped
+    lines = server.wait_log(lambda line: line.get("protocol") == "grpc" and "AddItem" in line.get("method", ""),
+                            timeout=10)
+    # The server saw it too and stopped, or (on a loaded machine) gRPC dropped it before it reached the service.
+    assert all(line["code"] == "DEADLINE_EXCEEDED" for line in lines)
+    server.stop()  # (gracefully: whatever is still in flight finishes first)
     assert items_named(server, "too late") == 0
