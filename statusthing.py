@@ -1294,6 +1294,20 @@ def _migration_notifications(conn):
     conn.execute("CREATE INDEX deliveries_by_target ON deliveries(target_id, created_ns, id)")
 
 
+def _migration_login_throttle(conn):
+    # Failed logins, and the addresses each user logged in from, in the database: with several servers on one
+    # database, an attacker gets no more guesses by spreading them over the servers.
+    conn.execute("CREATE TABLE login_failures (client TEXT NOT NULL, username TEXT NOT NULL, at_ns INTEGER NOT NULL)")
+    conn.execute("CREATE INDEX login_failures_by_pair ON login_failures(username, client, at_ns)")
+    conn.execute("CREATE INDEX login_failures_by_time ON login_failures(at_ns)")
+    conn.execute("""
+        CREATE TABLE login_known (
+            username  TEXT NOT NULL,
+            client    TEXT NOT NULL,
+            at_ns     INTEGER NOT NULL,
+            PRIMARY KEY (username, client))""")
+
+
 MIGRATIONS = (
     (1, "initial schema", _migration_initial_schema),
     (2, "default statuses", _migration_default_statuses),
@@ -1303,6 +1317,7 @@ MIGRATIONS = (
     (6, "the audit trail by item and by actor", _migration_audit_by_item),
     (7, "notes by time", _migration_notes_by_time),
     (8, "maintenance, webhooks, subscribers, and the outbox", _migration_notifications),
+    (9, "the login throttle in the database", _migration_login_throttle),
 )
 
 
@@ -1311,7 +1326,7 @@ MIGRATIONS = (
 # the change log last (the triggers of the rest write to it). tests/test_storage.py checks the list is whole.
 TABLES = ("statuses", "notes", "items", "users", "api_tokens", "audit_log", "purge_queue", "status_changes",
           "incidents", "uptime_days", "settings", "maintenances", "maintenance_items", "webhooks", "subscribers",
-          "events", "deliveries", "changes")
+          "events", "deliveries", "login_failures", "login_known", "changes")
 
 
 def schema_version(conn):
@@ -1679,6 +1694,29 @@ class SqlTransaction:
     def count_deliveries(self):
         return {(channel, state): count for channel, state, count in self._run(
             "SELECT channel, state, COUNT(*) FROM deliveries GROUP BY channel, state")}
+
+    # -- the login throttle ----------------------------------------------------------------------------------
+
+    def login_failures(self, username, since_ns, client=None):
+        """Times of failed logins as ``username`` since ``since_ns``, from ``client`` or (None) from anywhere."""
+        where, params = ("AND client = ?", (client,)) if client is not None else ("", ())
+        return [row[0] for row in self._run(
+            f"SELECT at_ns FROM login_failures WHERE username = ? {where} AND at_ns > ? ORDER BY at_ns",
+            (username, *params, since_ns))]
+
+    def login_known(self, username, client):
+        return self._run("SELECT 1 FROM login_known WHERE username = ? AND client = ?",
+                         (username, client)).fetchone() is not None
+
+    def record_login(self, client, username, at_ns, succeeded, forget_before_ns):
+        if succeeded:
+            self._run("DELETE FROM login_failures WHERE username = ? AND client = ?", (username, client))
+            self._run("INSERT INTO login_known (username, client, at_ns) VALUES (?, ?, ?) ON CONFLICT (username, "
+                      "client) DO UPDATE SET at_ns = excluded.at_ns", (username, client, at_ns))
+        else:
+            self._run("INSERT INTO login_failures (client, username, at_ns) VALUES (?, ?, ?)",
+                      (client, username, at_ns))
+            self._run("DELETE FROM login_failures WHERE at_ns < ?", (forget_before_ns,))
 
     # -- whole tables, for statusthing migrate-db ---------------------------------------------------------------
 
@@ -3777,50 +3815,46 @@ class LoginGuard:
     - Checks for one (client, username) run one at a time, each outcome counted before the next starts: fifty wrong
       passwords sent at once are ten checks and forty refusals, and fifty right ones are one check and forty-nine
       remembered matches.
+    - The counts are in the database (login_failures, login_known): servers sharing one share them.
     API tokens are never checked here: they are 256 random bits, so guessing them is hopeless anyway, and a flood of
     wrong passwords must not take a deployment's tokens down with the passwords.
     """
 
-    MAX_KEYS = 10000  # (client, user) pairs and users remembered; beyond it, those with only old failures go
-
-    def __init__(self):
-        self._pairs = {}  # (client, user) -> [monotonic times of failures]
-        self._accounts = {}  # user -> [monotonic times of failures]
-        self._known = {}  # user -> {client: monotonic time of its last success}
+    def __init__(self, store):
+        self._store = store
         self._turns = {}  # (client, user) -> [lock that serializes its checks, how many hold or wait for it]
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
     def attempt(self, client, username):
         """Wait for this pair's turn, raise ResourceExhausted when it may not try now, else yield an _Attempt whose
-        ``succeeded()`` the body calls when the password was right; the outcome is counted on the way out."""
+        ``succeeded()`` the body calls when the password was right; the outcome is counted on the way out.
+        (Counted in the database: several servers on one database share one count.)"""
         pair = (client, username.casefold())
         with self._turn(pair):
-            with self._lock:
-                self._refuse_if_over(pair, time.monotonic())
+            now = CLOCK.wall_ns()
+            with self._store.read() as tx:
+                failures = tx.login_failures(pair[1], now - FAILED_LOGIN_WINDOW_S * 10 ** 9, client)
+                account = tx.login_failures(pair[1], now - ACCOUNT_FAILURE_WINDOW_S * 10 ** 9)
+                known = tx.login_known(pair[1], client)
+            self._refuse_if_over(pair, now, failures, account, known)
             attempt = _Attempt()
             try:
                 yield attempt
             finally:
-                with self._lock:
-                    now = time.monotonic()
-                    if attempt.ok:
-                        self._pairs.pop(pair, None)
-                        self._known.setdefault(pair[1], {})[client] = now
-                    else:
-                        self._pairs.setdefault(pair, []).append(now)
-                        self._accounts.setdefault(pair[1], []).append(now)
-                        self._forget_old(now)
+                if not attempt.ok or failures or not known:  # (a success from a known, clean pair: nothing to note)
+                    with self._store.write(changes_data=False) as tx:
+                        tx.record_login(client, pair[1], CLOCK.wall_ns(), attempt.ok,
+                                        now - ACCOUNT_FAILURE_WINDOW_S * 10 ** 9)
 
-    def _refuse_if_over(self, pair, now):
-        failures = self._recent(self._pairs, pair, now - FAILED_LOGIN_WINDOW_S)
+    @staticmethod
+    def _refuse_if_over(pair, now, failures, account, known):
         if len(failures) >= FAILED_LOGINS_ALLOWED:
-            wait = max(1, math.ceil(failures[-FAILED_LOGINS_ALLOWED] + FAILED_LOGIN_WINDOW_S - now))
+            wait = max(1, math.ceil((failures[-FAILED_LOGINS_ALLOWED] - now) / 1e9 + FAILED_LOGIN_WINDOW_S))
             raise ResourceExhausted(f"too many failed logins from {pair[0]}; try again in {wait} s",
                                     retry_after_s=wait)
-        account = self._recent(self._accounts, pair[1], now - ACCOUNT_FAILURE_WINDOW_S)
-        if len(account) >= ACCOUNT_FAILURES_ALLOWED and pair[0] not in self._known.get(pair[1], {}):
-            wait = max(1, math.ceil(account[-ACCOUNT_FAILURES_ALLOWED] + ACCOUNT_FAILURE_WINDOW_S - now))
+        if len(account) >= ACCOUNT_FAILURES_ALLOWED and not known:
+            wait = max(1, math.ceil((account[-ACCOUNT_FAILURES_ALLOWED] - now) / 1e9 + ACCOUNT_FAILURE_WINDOW_S))
             raise ResourceExhausted(f"too many failed logins for this account from new addresses; try again in "
                                     f"{wait} s (or from an address that logged in before, or with an API token)",
                                     retry_after_s=wait)
@@ -3839,30 +3873,13 @@ class LoginGuard:
                 if not turn[1]:
                     del self._turns[pair]
 
-    @staticmethod
-    def _recent(table, key, cutoff):
-        times = [t for t in table.get(key, ()) if t > cutoff]
-        if times:
-            table[key] = times
-        else:
-            table.pop(key, None)
-        return times
-
-    def _forget_old(self, now):
-        for table, window in ((self._pairs, FAILED_LOGIN_WINDOW_S), (self._accounts, ACCOUNT_FAILURE_WINDOW_S)):
-            if len(table) > self.MAX_KEYS:
-                for key in [key for key, times in table.items() if times[-1] < now - window]:
-                    del table[key]
-        if sum(map(len, self._known.values())) > self.MAX_KEYS:
-            self._known.clear()  # (addresses then need to log in once more to count as known)
-
 
 class Accounts:
     """Users and API tokens: managing them (command line, admin page) and checking credentials (every write)."""
 
     def __init__(self, store):
         self._store = store
-        self.guard = LoginGuard()
+        self.guard = LoginGuard(store)
         # Checking a password costs an scrypt; remembering which (user, password) pairs already matched which
         # stored hash keeps writes fast. Keys are HMACs under a per-process secret, never the password itself;
         # a changed password changes the stored hash, so a remembered match stops counting at once.

@@ -83,3 +83,14 @@ def test_through_a_trusted_proxy_each_client_is_counted_on_its_own(start_server)
     for n in range(60):  # one attacker, many forwarded addresses, all through the same proxy
         assert add_from(server, via_proxy, WRONG, forwarded_for=f"203.0.113.{n % 12}")[0] in (401, 429)
     assert add_from(server, via_proxy, ADMIN_AUTH, "operator-during", forwarded_for="198.51.100.7")[0] == 200
+
+
+def test_two_servers_on_one_database_share_the_count(start_server):
+    first = start_server()
+    second = start_server(db_path=first.db_path)  # (on PostgreSQL too, with --backend postgres)
+    for n in range(10):  # ten wrong guesses from one address, spread over both servers
+        assert add_from((first, second)[n % 2], "127.0.0.60", WRONG)[0] == 401
+    for server in (first, second):
+        status, error = add_from(server, "127.0.0.60", ADMIN_AUTH)
+        assert status == 429 and "too many failed logins from 127.0.0.60" in error["message"]
+        assert add_from(server, "127.0.0.61", ADMIN_AUTH, f"elsewhere-{server.port}")[0] == 200

@@ -116,3 +116,13 @@ def test_foreign_keys_are_enforced(server):
     with pytest.raises(sqlite3.IntegrityError):
         conn.execute("UPDATE items SET status_id = 'no-such-status' WHERE id = ?", (item_id,))
     conn.close()
+
+
+@pytest.mark.sqlite_only
+def test_migrate_db_knows_every_table(server):
+    """statusthing.TABLES is what migrate-db copies: every table of the schema but the migrations' own record."""
+    with sqlite3.connect(server.db_path) as conn:
+        tables = {row[0] for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+    assert tables - {"schema_migrations"} == set(statusthing.TABLES)
+    assert len(statusthing.TABLES) == len(set(statusthing.TABLES))
