@@ -1776,7 +1776,8 @@ class SqlTransaction:
             "VALUES (?,?,?,?,?,?,?) ON CONFLICT (item_id, day) DO UPDATE SET "
             "operational_ns = uptime_days.operational_ns + excluded.operational_ns, "
             "degraded_ns = uptime_days.degraded_ns + excluded.degraded_ns, "
-            "partial_ns = uptime_days.partial_ns + excluded.partial_ns, major_ns = uptime_days.major_ns + excluded.major_ns, "
+            "partial_ns = uptime_days.partial_ns + excluded.partial_ns, "
+            "major_ns = uptime_days.major_ns + excluded.major_ns, "
             "maintenance_ns = uptime_days.maintenance_ns + excluded.maintenance_ns",
             [(item_id, day.isoformat(), *ns) for day, ns in tallies.items()])
 
