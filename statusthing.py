@@ -1,11 +1,13 @@
 """StatusThing: a self-hosted status page appliance in one module.
 
-Run ``python statusthing.py`` (or the installed ``statusthing``) and the statusthing.v1 API (four services, 18
+Run ``python statusthing.py`` (or the installed ``statusthing``) and the statusthing.v1 API (six services, 28
 unary RPCs, see services.proto) is served on one address, 127.0.0.1:9000 by default, in three ways: gRPC, and the
 Connect protocol over HTTP/1.1 with JSON or binary protobuf bodies. Beside it, on the same address: the public
-status pages (``/``, ``/items/<id>``, ``/history``, ``/incidents/<id>``), what other tools read (Statuspage's
-``/api/v2/*.json``, ``/history.atom`` and ``.rss``, badges, ``/metrics``, ``/healthz``, ``/readyz``), and the admin
-page (``/admin``). Data lives in SQLite (./statusthing.db by default) behind numbered migrations.
+status pages (``/``, ``/items/<id>``, ``/history``, ``/incidents/<id>``, the subscription links), what other tools
+read (Statuspage's ``/api/v2/*.json``, ``/history.atom`` and ``.rss``, badges, ``/metrics``, ``/healthz``,
+``/readyz``), and the admin page (``/admin``). Data lives in SQLite (./statusthing.db by default) behind numbered
+migrations, or, for several servers, in PostgreSQL (statusthing_pg.py, imported only for a postgresql:// --db).
+A delivery worker tells webhooks and e-mail subscribers of what changed, from an outbox written with each change.
 
 Data flows one way, and errors flow back through one funnel per transport:
 
@@ -19,7 +21,8 @@ Data flows one way, and errors flow back through one funnel per transport:
 One listening socket serves both transports: each new connection is peeked at, and one that opens with the HTTP/2
 preface (as gRPC clients do) is relayed to the grpcio server listening on a private Unix socket. Kept answers
 follow the database (any process's commit) and the clock; the Store is an interface (section 4) that SQLite
-implements (section 5). History (section 6) is pure computation over status changes and per-day tallies.
+implements (section 5), and statusthing_pg.py on PostgreSQL with the same queries. History (section 6) is pure
+computation over status changes, per-day tallies and maintenance windows.
 
 What it does not do: TLS (put it behind a reverse proxy), streaming RPCs (there are none).
 
@@ -31,9 +34,9 @@ Sections (``grep -n '^# [0-9]' statusthing.py``):
     5. Storage: SQLite                   15. Site: every public GET answer, and the static export
     6. History: conditions, days, uptime 16. HTTP: answers, routes, the handler
     7. Domain service                    17. gRPC: servicer, reflection, relay
-    8. Accounts: users, tokens, creds    18. Assembly: App, listener, command line
-    9. RPC bindings                      19. Embedded assets (generated)
-   10. Kept answers
+    8. Accounts: users, tokens, creds    18. Telling people: webhooks, e-mail, the delivery worker
+    9. RPC bindings                      19. Assembly: App, listener, command line
+   10. Kept answers                      20. Embedded assets (generated)
 """
 
 from __future__ import annotations
