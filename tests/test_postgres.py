@@ -48,6 +48,15 @@ def until(check, timeout=1.0):
 
 def test_migrate_db_copies_sqlite_to_postgresql_and_back(cluster, tmp_path):
     source = Server(tmp_path / "st.db", tmp_path / "source.log")
+    try:
+        before = _fill(source)
+    finally:
+        source.stop()
+    _copy_and_compare(cluster, tmp_path, before)
+
+
+def _fill(source):
+    """Items, a status history with an incident, a maintenance window, a webhook; what the server then answers."""
     statuses = {s["name"]: s["id"] for s in json_rpc(source, "StatusService/ListStatus", {})["statuses"]}
     item = json_rpc(source, "ItemsService/AddItem", {"name": "API", "initialStatusId": statuses["UP"],
                                                      "initialNoteText": "Live"})["item"]
@@ -57,9 +66,10 @@ def test_migrate_db_copies_sqlite_to_postgresql_and_back(cluster, tmp_path):
     json_rpc(source, "MaintenanceService/AddMaintenance", {"title": "Upgrade", "startsAt": "2099-01-01T10:00:00Z",
                                                            "endsAt": "2099-01-01T11:00:00Z"})
     json_rpc(source, "WebhookService/AddWebhook", {"url": "http://127.0.0.1:9/hook"})
-    before = answers(source)
-    source.stop()
+    return answers(source)
 
+
+def _copy_and_compare(cluster, tmp_path, before):
     target = cluster.database("migrate-target")
     copied = run_statusthing("migrate-db", "--from", str(tmp_path / "st.db"), "--to", target)
     assert copied.returncode == 0, copied.stderr
@@ -151,7 +161,7 @@ def test_servers_that_start_together_migrate_once(cluster, tmp_path):
 
 
 def test_a_database_that_goes_away_refuses_writes_keeps_reads_and_recovers(tmp_path):
-    own = PostgresCluster()  # (its own: this test stops it)
+    own, server = PostgresCluster(), None  # (a cluster of its own: this test stops it)
     try:
         server = Server(own.database("outage"), tmp_path / "outage.log")
         json_rpc(server, "ItemsService/AddItem", {"name": "Before the outage"})
@@ -176,6 +186,8 @@ def test_a_database_that_goes_away_refuses_writes_keeps_reads_and_recovers(tmp_p
         server.stop()
         assert "Traceback" not in server.proc.stderr.read().decode()
     finally:
+        if server is not None:
+            server.stop()
         own.stop()
 
 

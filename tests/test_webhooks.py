@@ -269,56 +269,58 @@ def test_nothing_is_lost_when_the_server_is_killed_in_a_burst(tmp_path, receiver
     """SIGKILL while 500 status changes are being written: after a restart every committed change is delivered
     (at least once, de-duplicated on webhook-id), and none that did not commit."""
     site = Site(tmp_path, start="2027-06-01T00:00:00Z", timezone="UTC")
-    webhook = site.rpc(f"{HOOKS}/AddWebhook", url=receiver.url, events=["item.status_changed"])["webhook"]
-    item = site.add("Flapping")
-    acknowledged = []
+    try:
+        webhook = site.rpc(f"{HOOKS}/AddWebhook", url=receiver.url, events=["item.status_changed"])["webhook"]
+        item = site.add("Flapping")
+        acknowledged = []
 
-    def write():
-        conn = site.server.http()
-        for number in range(500):
-            body = json.dumps({"itemId": item, "statusId": site.statuses["UP" if number % 2 else "DOWN"],
-                               "noteText": f"change {number}"})
-            try:
-                conn.request("POST", f"{RPC_PREFIX}.ItemsService/UpdateItem", body=body,
-                             headers={"Content-Type": "application/json", "Authorization": ADMIN_AUTH})
-                response = conn.getresponse()
-                response.read()
-            except (OSError, http.client.HTTPException):
-                return
-            assert response.status == 200
-            acknowledged.append(number)
+        def write():
+            conn = site.server.http()
+            for number in range(500):
+                body = json.dumps({"itemId": item, "statusId": site.statuses["UP" if number % 2 else "DOWN"],
+                                   "noteText": f"change {number}"})
+                try:
+                    conn.request("POST", f"{RPC_PREFIX}.ItemsService/UpdateItem", body=body,
+                                 headers={"Content-Type": "application/json", "Authorization": ADMIN_AUTH})
+                    response = conn.getresponse()
+                    response.read()
+                except (OSError, http.client.HTTPException):
+                    return
+                assert response.status == 200
+                acknowledged.append(number)
 
-    writer = threading.Thread(target=write)
-    writer.start()
-    receiver.wait(count=50)  # (deliveries are flowing when the kill comes)
-    while len(acknowledged) < 250:
-        pass
-    site.server.stop(signal.SIGKILL)
-    writer.join()
-    assert len(acknowledged) < 500
+        writer = threading.Thread(target=write)
+        writer.start()
+        receiver.wait(count=50)  # (deliveries are flowing when the kill comes)
+        while len(acknowledged) < 250:
+            pass
+        site.server.stop(signal.SIGKILL)
+        writer.join()
+        assert len(acknowledged) < 500
 
-    site.server = site._start()
-    site.at("2027-06-01T00:01:00Z")  # past every lease the killed process held
-    changes = every(site, "HistoryService/ListStatusChanges", "changes", itemIds=[item])
-    committed = {change["id"] for change in changes if "oldStatus" in change}  # (not the item's first status)
-    notes = {int(note["text"].split()[-1]) for note in every(site, "NotesService/ListNotes", "notes", itemId=item)}
-    assert set(acknowledged) <= notes and len(notes) == len(committed)  # every acknowledged write is there
-    got = receiver.wait(count=len(committed))
-    while True:
-        delivered = {json.loads(r["body"])["data"]["change"]["id"]: r["headers"]["webhook-id"] for r in got}
-        if committed <= set(delivered):
-            break
-        got = receiver.wait(count=len(got) + 1)
-    assert set(delivered) == committed  # (nothing told of a change that did not commit)
-    # Each change has one webhook-id, however many times it came: the receiver de-duplicates on it.
-    by_id = {}
-    for request in got:
-        by_id.setdefault(request["headers"]["webhook-id"], set()).add(request["body"])
-    assert all(len(bodies) == 1 for bodies in by_id.values())
-    assert len(by_id) == len(delivered)
-    states = {d["state"] for d in deliveries(site.server, webhook["id"], pageSize=1000)}
-    assert states <= {"delivered", "pending"}
-    site.stop()
+        site.server = site._start()
+        site.at("2027-06-01T00:01:00Z")  # past every lease the killed process held
+        changes = every(site, "HistoryService/ListStatusChanges", "changes", itemIds=[item])
+        committed = {change["id"] for change in changes if "oldStatus" in change}  # (not the item's first status)
+        notes = {int(note["text"].split()[-1]) for note in every(site, "NotesService/ListNotes", "notes", itemId=item)}
+        assert set(acknowledged) <= notes and len(notes) == len(committed)  # every acknowledged write is there
+        got = receiver.wait(count=len(committed))
+        while True:
+            delivered = {json.loads(r["body"])["data"]["change"]["id"]: r["headers"]["webhook-id"] for r in got}
+            if committed <= set(delivered):
+                break
+            got = receiver.wait(count=len(got) + 1)
+        assert set(delivered) == committed  # (nothing told of a change that did not commit)
+        # Each change has one webhook-id, however many times it came: the receiver de-duplicates on it.
+        by_id = {}
+        for request in got:
+            by_id.setdefault(request["headers"]["webhook-id"], set()).add(request["body"])
+        assert all(len(bodies) == 1 for bodies in by_id.values())
+        assert len(by_id) == len(delivered)
+        states = {d["state"] for d in deliveries(site.server, webhook["id"], pageSize=1000)}
+        assert states <= {"delivered", "pending"}
+    finally:
+        site.stop()
 
 
 def test_the_command_line_adds_lists_tests_and_deletes_webhooks_of_a_running_server(server, receiver):
