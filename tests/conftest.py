@@ -196,6 +196,16 @@ def database(server_or_path):
             yield conn
 
 
+def after_another_writer(check, timeout=1.0):
+    """``check()``'s answer after a write by another process: at once on SQLite (a server asks the file before each
+    kept answer); on PostgreSQL once the write's notification has arrived (within a second, as promised)."""
+    deadline = time.monotonic() + (timeout if BACKEND["name"] == "postgres" else 0)
+    while True:
+        result = check()
+        if result or time.monotonic() >= deadline:
+            return result
+
+
 def database_for(db_path):
     """What ``--db`` a server on the file ``db_path`` gets in this run: the file, or its PostgreSQL database."""
     if BACKEND["name"] != "postgres" or str(db_path).startswith("postgresql://") or str(db_path) == ":memory:":
