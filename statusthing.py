@@ -3198,17 +3198,22 @@ class StatusThingService:
 
     def page_identity(self):
         """(The page's id, made once per database, and when it was made): what outside formats call the page."""
-        with self._store.read() as tx:
-            made = tx.get_setting("page_id")
-        if made is None:
-            with self._store.write(changes_data=False) as tx:
-                made = tx.get_setting("page_id")
-                if made is None:  # (another process may have made it meanwhile)
-                    made = f"{''.join(secrets.choice('0123456789abcdefghijklmnopqrstuvwxyz') for _ in range(12))}" \
-                           f":{CLOCK.now_ns()}"
-                    tx.set_setting("page_id", made)
+        made = self._setting_made_once("page_id", lambda: "".join(
+            secrets.choice("0123456789abcdefghijklmnopqrstuvwxyz") for _ in range(12)) + f":{CLOCK.now_ns()}")
         page_id, _, created_ns = made.partition(":")
         return page_id, int(created_ns)
+
+    def _setting_made_once(self, key, make):
+        """A setting made the first time it is asked for (``make()``), by whichever process asks first."""
+        with self._store.read() as tx:
+            value = tx.get_setting(key)
+        if value is None:
+            with self._store.write(changes_data=False) as tx:
+                value = tx.get_setting(key)
+                if value is None:  # (another process may have made it meanwhile)
+                    value = make()
+                    tx.set_setting(key, value)
+        return value
 
     def count_open_incidents(self):
         with self._store.read() as tx:
@@ -3598,15 +3603,7 @@ class StatusThingService:
 
     def token_secret(self):
         """The key subscribers' link tokens are made with (made once per database; the tokens are not stored)."""
-        with self._store.read() as tx:
-            secret = tx.get_setting("token_secret")
-        if secret is None:
-            with self._store.write(changes_data=False) as tx:
-                secret = tx.get_setting("token_secret")
-                if secret is None:
-                    secret = secrets.token_hex(32)
-                    tx.set_setting("token_secret", secret)
-        return bytes.fromhex(secret)
+        return bytes.fromhex(self._setting_made_once("token_secret", lambda: secrets.token_hex(32)))
 
     def link_token(self, purpose, subscriber_id, nonce=""):
         mac = hmac.new(self.token_secret(), f"{purpose}:{subscriber_id}:{nonce}".encode(), "sha256").digest()
@@ -7926,7 +7923,8 @@ def _build_parser(environ):
                    "free port, printed in the startup log line)")
     flags.add("--db", DEFAULT_DB, metavar="PATH",
               help=f"SQLite database file, created and migrated on start (default {DEFAULT_DB}); ':memory:' for "
-                   "a throwaway database that lives as long as the server")
+                   "a throwaway database that lives as long as the server; or postgresql://user@host:port/name for "
+                   "several servers on one database (pip install 'statusthing[postgres]')")
     parser.add_argument("--devmode", action="store_true",
                         help="development mode: gRPC server reflection on, and the HTML assets re-read from assets/ "
                              "on every request")

@@ -15,6 +15,7 @@ translated, and the triggers written again in PL/pgSQL.
 - Migrations run under a session advisory lock, so servers that start together migrate once.
 """
 import contextlib
+import functools
 import re
 import threading
 import time
@@ -38,6 +39,7 @@ CONNECT_TIMEOUT_S = 5
 _TOKENS = re.compile(r"'(?:[^']|'')*'|\?|%|\browid\b")
 
 
+@functools.lru_cache(maxsize=4096)  # (every statement passes here; the same few hundred texts over and over)
 def pg_sql(sql, has_params):
     """``?`` -> ``%s`` (outside string literals), ``%`` -> ``%%`` when there are parameters, rowid -> ctid."""
     def swap(match):

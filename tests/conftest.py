@@ -549,6 +549,20 @@ class Site:
         return body
 
 
+def wait_for_count(changed, find, count, timeout, what):
+    """``find()`` (a list) once it has ``count`` entries, waiting on ``changed`` (a Condition its writer notifies);
+    fails after ``timeout`` saying how many of ``what()`` came."""
+    deadline = time.monotonic() + timeout
+    with changed:
+        while True:
+            found = find()
+            if len(found) >= count:
+                return found
+            left = deadline - time.monotonic()
+            assert left > 0, f"{len(found)} of {count} {what()} after {timeout} s"
+            changed.wait(left)
+
+
 class Receiver:
     """A real HTTP server on a free loopback port that records every request it gets (method, path, headers,
     body) and answers ``status`` (200 unless a test says otherwise); with ``hang`` set, it never answers (until
@@ -592,15 +606,8 @@ class Receiver:
 
     def wait(self, predicate=lambda request: True, count=1, timeout=15):
         """The requests ``predicate`` accepts, once there are ``count`` of them; fails after ``timeout``."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                found = [request for request in self.requests if predicate(request)]
-                if len(found) >= count:
-                    return found
-                left = deadline - time.monotonic()
-                assert left > 0, f"{len(found)} of {count} requests after {timeout} s: {self.requests[-3:]}"
-                self._changed.wait(left)
+        return wait_for_count(self._changed, lambda: [r for r in self.requests if predicate(r)], count, timeout,
+                              lambda: f"requests (the last: {self.requests[-3:]})")
 
     def close(self):
         self._released.set()

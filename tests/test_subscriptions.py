@@ -7,7 +7,6 @@ import json
 import re
 import ssl
 import threading
-import time
 import urllib.parse
 
 import pytest
@@ -15,7 +14,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from conftest import (ADMIN_AUTH, Site, assert_one_line_failure, free_port, json_rpc, run_statusthing,
-                      self_signed_certificate)
+                      self_signed_certificate, wait_for_count)
 
 PUBLIC = "https://status.example.com"
 
@@ -47,14 +46,8 @@ class MailServer:
 
     def wait(self, to, count=1, timeout=15):
         """The messages to ``to``, once there are ``count``."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                found = [message for rcpt, message in self.messages if to in rcpt]
-                if len(found) >= count:
-                    return found
-                assert time.monotonic() < deadline, f"{len(found)} of {count} messages to {to}"
-                self._changed.wait(deadline - time.monotonic())
+        return wait_for_count(self._changed, lambda: [m for rcpt, m in self.messages if to in rcpt], count, timeout,
+                              lambda: f"messages to {to}")
 
     def to(self, address):
         with self._changed:
