@@ -41,6 +41,8 @@ class Server:
                 start = next((json.loads(line) for line in log if '"start"' in line), None)
             if start:
                 break
+            if self.proc.poll() is not None:
+                raise SystemExit(f"the server exited ({self.proc.returncode}) before it started: see above")
             time.sleep(0.05)
         self.port = int(start["address"].rsplit(":", 1)[1])
         self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
