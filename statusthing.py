@@ -521,6 +521,25 @@ class UserRecord:
 
 
 @dataclasses.dataclass(frozen=True)
+class LoginFacts:
+    """What a password login is judged on, read at once: the user (None: no such user); whether this client
+    failed as this user lately; when its failures reached their limit, and when this user's failures from anywhere
+    reached theirs (the time of the failure that did; None: not reached); whether this client has logged in as this
+    user before."""
+
+    user: UserRecord | None
+    failed_lately: bool
+    limit_reached_ns: int | None
+    account_limit_reached_ns: int | None
+    known: bool
+
+    @property
+    def clean(self):
+        """Nothing against this client: it has logged in as this user before and has not failed since."""
+        return self.known and not self.failed_lately
+
+
+@dataclasses.dataclass(frozen=True)
 class TokenRecord:
     """An API token, without the token: only its SHA-256 is stored."""
 
@@ -950,6 +969,16 @@ class Transaction(typing.Protocol):
     def touch_login(self, user_id: str, now_ns: int) -> None:
         """Record a user's last login time."""
 
+    def login_facts(self, username: str, client: str, since_ns: int, allowed: int, account_since_ns: int,
+                    account_allowed: int) -> LoginFacts:
+        """The user and the login throttle's standing of (``client``, ``username`` casefolded): the client's
+        failures since ``since_ns`` against ``allowed``, the user's from anywhere since ``account_since_ns``
+        against ``account_allowed``."""
+
+    def record_login(self, client: str, username: str, at_ns: int, succeeded: bool, forget_before_ns: int) -> None:
+        """Count a login's outcome for the throttle (a success clears the pair's failures and makes it known);
+        forget failures older than ``forget_before_ns``."""
+
     def insert_token(self, token_id: str, label: str, token_sha256: str, created_by: str, now_ns: int) -> None:
         """Add an API token by its hash; AlreadyExists when the label is taken (ignoring case)."""
 
@@ -995,8 +1024,9 @@ class Store(typing.Protocol):
 
     schema_version: int
 
-    def read(self) -> typing.ContextManager[Transaction]:
-        """A read transaction: one consistent snapshot."""
+    def read(self, one_statement: bool = False) -> typing.ContextManager[Transaction]:
+        """A read transaction: one consistent snapshot. ``one_statement``: the body runs a single statement (which
+        is its own snapshot), so a store may spare the transaction around it."""
 
     def write(self, changes_data: bool = True) -> typing.ContextManager[Transaction]:
         """A write transaction: all of it commits, or (on any exception) none of it. ``changes_data=False`` for
@@ -1426,17 +1456,24 @@ class SqlTransaction:
 
     def __init__(self, conn, translate):
         self._conn, self._translate = conn, translate
-        self.rows_changed = 0
+        self._changes_before = conn.total_changes
+        # (A driver may send statements ahead of their results, PostgreSQL's pipeline: its error may come with a
+        # later statement's, so such a connection is told what a statement's unique violation means.)
+        self._names_conflicts = getattr(conn, "names_conflicts", False)
+
+    @property
+    def rows_changed(self):
+        """How many rows this transaction has inserted, updated or deleted (its triggers' included)."""
+        return self._conn.total_changes - self._changes_before
 
     def _run(self, sql, params=(), conflict=None):
         """Execute one statement; ``conflict`` is the message of the AlreadyExists a unique violation means."""
         try:
-            cursor = self._conn.execute(sql, params)
+            if conflict is not None and self._names_conflicts:
+                return self._conn.execute(sql, params, conflict)
+            return self._conn.execute(sql, params)
         except Exception as exc:
             raise self._translate(exc, conflict) from exc
-        if cursor.rowcount > 0:
-            self.rows_changed += cursor.rowcount
-        return cursor
 
     def _update(self, table, row_id, changes, now_ns, conflict):
         # Column names come from the service's code, never from a request.
@@ -1497,16 +1534,19 @@ class SqlTransaction:
             f"SELECT {self._ITEM_COLUMNS} FROM items i LEFT JOIN statuses s ON s.id = i.status_id {where} "
             f"{self._ORDER}", params)]
 
+    def _newest_notes(self, item_id, limit):
+        return self._run("SELECT id, text, created_ns, updated_ns FROM notes WHERE item_id = ? ORDER BY id DESC "
+                         "LIMIT ?", (item_id, limit))
+
     def _attach_newest_notes(self, items, limit):
         """Each item's newest ``limit`` notes, read through the (item_id, id) index, however many it has."""
         if not items or limit <= 0:
             return items
         by_id = {item.id: item for item in items}
         if len(items) <= 64:
-            for item in items:
-                item.notes.extend(_note_from_row(row) for row in self._run(
-                    "SELECT id, text, created_ns, updated_ns FROM notes WHERE item_id = ? ORDER BY id DESC LIMIT ?",
-                    (item.id, limit)))
+            # (Every query sent before any is read: one round trip in all where the driver pipelines them.)
+            for item, rows in [(item, self._newest_notes(item.id, limit)) for item in items]:
+                item.notes.extend(_note_from_row(row) for row in rows)
             return items
         ids = list(by_id)
         for start in range(0, len(ids), 500):  # many items: one windowed query per 500 of them
@@ -1520,8 +1560,13 @@ class SqlTransaction:
         return items
 
     def get_item(self, item_id, notes_limit=0):
-        items = self._attach_newest_notes(self._items("WHERE i.id = ?", (item_id,)), notes_limit)
-        return items[0] if items else None
+        item_rows = self._run(f"SELECT {self._ITEM_COLUMNS} FROM items i LEFT JOIN statuses s ON s.id = i.status_id "
+                              "WHERE i.id = ?", (item_id,))
+        note_rows = self._newest_notes(item_id, notes_limit) if notes_limit > 0 else ()  # (sent before reading)
+        item = next((_item_from_row(row) for row in item_rows), None)
+        if item is not None:
+            item.notes.extend(_note_from_row(row) for row in note_rows)
+        return item
 
     def list_items(self, status_ids=(), kinds=(), notes_limit=0):
         where, params = self._filters(status_ids, kinds)
@@ -1700,16 +1745,25 @@ class SqlTransaction:
 
     # -- the login throttle ----------------------------------------------------------------------------------
 
-    def login_failures(self, username, since_ns, client=None):
-        """Times of failed logins as ``username`` since ``since_ns``, from ``client`` or (None) from anywhere."""
-        where, params = ("AND client = ?", (client,)) if client is not None else ("", ())
-        return [row[0] for row in self._run(
-            f"SELECT at_ns FROM login_failures WHERE username = ? {where} AND at_ns > ? ORDER BY at_ns",
-            (username, *params, since_ns))]
+    _LOGIN_FACTS = (  # (one statement: it is on every write made with a password)
+        "SELECT {user_columns}, "
+        "EXISTS (SELECT 1 FROM login_failures WHERE username = ? AND client = ? AND at_ns > ?), "
+        "(SELECT at_ns FROM login_failures WHERE username = ? AND client = ? AND at_ns > ? "
+        " ORDER BY at_ns DESC LIMIT 1 OFFSET ?), "
+        "(SELECT at_ns FROM login_failures WHERE username = ? AND at_ns > ? ORDER BY at_ns DESC LIMIT 1 OFFSET ?), "
+        "EXISTS (SELECT 1 FROM login_known WHERE username = ? AND client = ?) "
+        "FROM (SELECT 1) AS one LEFT JOIN users u ON u.username = ?").format(
+            user_columns=", ".join(f"u.{column.strip()}" for column in _USER_COLUMNS.split(",")))
 
-    def login_known(self, username, client):
-        return self._run("SELECT 1 FROM login_known WHERE username = ? AND client = ?",
-                         (username, client)).fetchone() is not None
+    def login_facts(self, username, client, since_ns, allowed, account_since_ns, account_allowed):
+        folded = username.casefold()
+        row = self._run(self._LOGIN_FACTS, (
+            folded, client, since_ns, folded, client, since_ns, allowed - 1, folded, account_since_ns,
+            account_allowed - 1, folded, client, username)).fetchone()
+        user_columns = len(_USER_COLUMNS.split(","))
+        user = _user_from_row(row) if row[0] is not None else None
+        failed_lately, limit_at, account_limit_at, known = row[user_columns:]
+        return LoginFacts(user, bool(failed_lately), limit_at, account_limit_at, bool(known))
 
     def record_login(self, client, username, at_ns, succeeded, forget_before_ns):
         if succeeded:
@@ -1734,7 +1788,6 @@ class SqlTransaction:
         for start in range(0, len(rows), 1000):
             self._conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
                                    f"({', '.join('?' * len(columns))})", rows[start:start + 1000])
-        self.rows_changed += len(rows)
 
     def database_pages_bytes(self):
         return self._run("PRAGMA page_count").fetchone()[0] * self._run("PRAGMA page_size").fetchone()[0]
@@ -2198,7 +2251,7 @@ class SqliteStore:
                 raise
 
     @contextlib.contextmanager
-    def read(self):
+    def read(self, one_statement=False):
         if self._watcher is None:  # in memory: the one connection
             with self._transaction("BEGIN") as tx:
                 yield tx
@@ -2980,16 +3033,23 @@ class StatusThingService:
                 status = None
             item_id, now = IDS.new(), CLOCK.now_ns()
             tx.insert_item(item_id, name, description, status.id if status else "", position, group, now)
+            # (The new item is what was just written: not read back, so that on PostgreSQL the whole write goes
+            # out at once and the write lock is held for no round trip of ours.)
+            item = pb.Item(id=item_id, name=name, description=description, timestamps=timestamps(now, now),
+                           position=position, group=group)
             if status is not None:
                 self._status_changed(tx, item_id, None, status, now, tell=False)
+                item.status.CopyFrom(status)
             if note_text:
-                tx.insert_note(IDS.new(), item_id, note_text, now)
-            self._tell(tx, "item.created", [item_id], {"item": item_json(tx.get_item(item_id, notes_limit=1))})
+                note_id = IDS.new()
+                tx.insert_note(note_id, item_id, note_text, now)
+                item.notes.append(pb.Note(id=note_id, text=note_text, timestamps=timestamps(now, now)))
+            self._tell(tx, "item.created", [item_id], {"item": item_json(item)})
             self._audit(tx, actor, "AddItem", item_id, {
                 k: [None, v] for k, v in (("name", name), ("description", description),
                                           ("status_id", status.id if status else ""), ("position", position),
                                           ("group", group), ("initial_note_text", note_text)) if v})
-            return tx.get_item(item_id, notes_limit=DEFAULT_PAGE_SIZE)
+            return item
 
     def update_item(self, actor, item_id, name="", description=None, status_id="", note_text="", position=None,
                     group=None):
@@ -3796,10 +3856,10 @@ def _clean_password(password):
 
 
 class _Attempt:
-    """One password check under way; ``succeeded()`` says the password was right."""
+    """One password check under way, on ``facts`` read in its turn; ``succeeded()`` says the password was right."""
 
-    def __init__(self):
-        self.ok = False
+    def __init__(self, facts):
+        self.facts, self.ok = facts, False
 
     def succeeded(self):
         self.ok = True
@@ -3826,6 +3886,14 @@ class LoginGuard:
         self._turns = {}  # (client, user) -> [lock that serializes its checks, how many hold or wait for it]
         self._lock = threading.Lock()
 
+    def facts(self, client, username, now):
+        """The LoginFacts of (client, username) as of ``now``, in one read. A pair whose facts are clean may be let
+        in without waiting for its turn when its password is one already proven right: there is nothing to count
+        (the checks that count are the ones of passwords not proven, and those all take turns)."""
+        with self._store.read(one_statement=True) as tx:
+            return tx.login_facts(username, client, now - FAILED_LOGIN_WINDOW_S * 10 ** 9, FAILED_LOGINS_ALLOWED,
+                                  now - ACCOUNT_FAILURE_WINDOW_S * 10 ** 9, ACCOUNT_FAILURES_ALLOWED)
+
     @contextlib.contextmanager
     def attempt(self, client, username):
         """Wait for this pair's turn, raise ResourceExhausted when it may not try now, else yield an _Attempt whose
@@ -3834,28 +3902,25 @@ class LoginGuard:
         pair = (client, username.casefold())
         with self._turn(pair):
             now = CLOCK.wall_ns()
-            with self._store.read() as tx:
-                failures = tx.login_failures(pair[1], now - FAILED_LOGIN_WINDOW_S * 10 ** 9, client)
-                account = tx.login_failures(pair[1], now - ACCOUNT_FAILURE_WINDOW_S * 10 ** 9)
-                known = tx.login_known(pair[1], client)
-            self._refuse_if_over(pair, now, failures, account, known)
-            attempt = _Attempt()
+            facts = self.facts(client, username, now)
+            self._refuse_if_over(pair, now, facts)
+            attempt = _Attempt(facts)
             try:
                 yield attempt
             finally:
-                if not attempt.ok or failures or not known:  # (a success from a known, clean pair: nothing to note)
+                if not attempt.ok or not facts.clean:  # (a success from a known, clean pair: nothing to note)
                     with self._store.write(changes_data=False) as tx:
                         tx.record_login(client, pair[1], CLOCK.wall_ns(), attempt.ok,
                                         now - ACCOUNT_FAILURE_WINDOW_S * 10 ** 9)
 
     @staticmethod
-    def _refuse_if_over(pair, now, failures, account, known):
-        if len(failures) >= FAILED_LOGINS_ALLOWED:
-            wait = max(1, math.ceil((failures[-FAILED_LOGINS_ALLOWED] - now) / 1e9 + FAILED_LOGIN_WINDOW_S))
+    def _refuse_if_over(pair, now, facts):
+        if facts.limit_reached_ns is not None:
+            wait = max(1, math.ceil((facts.limit_reached_ns - now) / 1e9 + FAILED_LOGIN_WINDOW_S))
             raise ResourceExhausted(f"too many failed logins from {pair[0]}; try again in {wait} s",
                                     retry_after_s=wait)
-        if len(account) >= ACCOUNT_FAILURES_ALLOWED and not known:
-            wait = max(1, math.ceil((account[-ACCOUNT_FAILURES_ALLOWED] - now) / 1e9 + ACCOUNT_FAILURE_WINDOW_S))
+        if facts.account_limit_reached_ns is not None and not facts.known:
+            wait = max(1, math.ceil((facts.account_limit_reached_ns - now) / 1e9 + ACCOUNT_FAILURE_WINDOW_S))
             raise ResourceExhausted(f"too many failed logins for this account from new addresses; try again in "
                                     f"{wait} s (or from an address that logged in before, or with an API token)",
                                     retry_after_s=wait)
@@ -3912,8 +3977,15 @@ class Accounts:
             username, _, password = base64.b64decode(credentials, validate=True).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
             return None  # (not a guess at any password, so not counted as one)
+        # The common case, a tool writing with the right password from where it always does, is let in on one
+        # read, beside any number of its other requests; every other one takes its pair's turn.
+        facts = self.guard.facts(client, username, CLOCK.wall_ns())
+        user = facts.user
+        if facts.clean and user is not None and self._remembered(self._match_key(user, password), user):
+            self._note_login(user)
+            return Actor(user.username, "user", client)
         with self.guard.attempt(client, username) as attempt:
-            user = self.check_password(username, password)
+            user = self._verify(attempt.facts.user, password)
             if user is not None:
                 attempt.succeeded()
         return Actor(user.username, "user", client) if user else None
@@ -3922,10 +3994,16 @@ class Accounts:
         """The UserRecord when the password is right, else None (at the same cost whether or not they exist)."""
         with self._store.read() as tx:
             user = tx.get_user(username)
+        return self._verify(user, password)
+
+    def _match_key(self, user, password):
+        return hmac.new(self._secret, f"{user.id}\0{password}".encode(), "sha256").digest()
+
+    def _verify(self, user, password):
         if user is None:
             password_matches(password, self._decoy)
             return None
-        key = hmac.new(self._secret, f"{user.id}\0{password}".encode(), "sha256").digest()
+        key = self._match_key(user, password)
         if not self._remembered(key, user):
             # Checks of the same credentials run one at a time, so fifty logins at once cost one scrypt.
             with self._check_locks[key[0] % len(self._check_locks)]:
@@ -3935,11 +4013,14 @@ class Accounts:
                     if len(self._matched) > 1000:
                         self._matched.clear()
                     self._matched[key] = user.password.digest
+        self._note_login(user)
+        return user
+
+    def _note_login(self, user):
         now = CLOCK.wall_ns()
         if (user.last_login_ns or 0) < now - LAST_USED_RESOLUTION_NS:
             with self._store.write(changes_data=False) as tx:
                 tx.touch_login(user.id, now)
-        return user
 
     def _remembered(self, key, user):
         remembered = self._matched.get(key)

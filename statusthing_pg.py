@@ -8,10 +8,12 @@ translated, and the triggers written again in PL/pgSQL.
 
 - Writes take one transaction-scoped advisory lock, so writes are serial across every server, as SQLite's are in
   one: the service's read-then-write steps (incidents, maintenance transitions, tallies) stay correct unchanged.
+  A transaction's statements go out in one pipeline, so the lock is held for the round trips of what the service
+  reads back, and no more: a write that reads nothing back (AddItem) is one round trip, commit included.
 - Reads are REPEATABLE READ READ ONLY transactions: one consistent snapshot each, never waiting for a writer.
-- Kept answers follow the database: every write that changes data notifies ``statusthing_changes`` at commit and
-  moves a counter row; each server listens, and re-checks the counter every second in case a notification was
-  missed (a reconnect).
+- Kept answers follow the database: every statement that changes data notifies ``statusthing_changes`` (once per
+  transaction, at commit); each server listens, and once a second compares the database's own transaction counter
+  (the snapshot's xmax) in case a notification was missed (a reconnect).
 - Migrations run under a session advisory lock, so servers that start together migrate once.
 """
 import contextlib
@@ -29,7 +31,7 @@ import statusthing as st
 WRITE_LOCK = 0x53545752  # pg_advisory_xact_lock key of writes ("STWR")
 MIGRATE_LOCK = 0x53544D47  # pg_advisory_lock key of migrations ("STMG")
 CHANNEL = "statusthing_changes"
-RECHECK_S = 1.0  # how often a server looks at the change counter when no notification came
+RECHECK_S = 1.0  # how often a server looks at the transaction counter, notified or not
 POOL_SIZE = 16
 CONNECT_TIMEOUT_S = 5
 
@@ -79,45 +81,101 @@ def pg_ddl(sql):
 
 
 class _Cursor:
-    """A psycopg cursor as sqlite3's looks to SqlTransaction: rowcount is -1 for a query (sqlite3's), so reads
-    never count as changed rows."""
+    """A psycopg cursor as sqlite3's looks to SqlTransaction. In a pipeline its result comes later: reading it
+    (rows, rowcount) waits for it then, so statements nobody reads cost no round trip of their own."""
 
-    def __init__(self, cursor, query):
-        self._cursor, self._query = cursor, query
-        self.rowcount = -1 if query or cursor is None else cursor.rowcount
-        self.description = cursor.description if query else None
+    def __init__(self, cursor, connection):
+        self._cursor, self._connection = cursor, connection
+
+    def _result(self):
+        if self._cursor is not None and self._cursor.pgresult is None:
+            self._connection.settle()
+        return self._cursor
+
+    @property
+    def description(self):
+        return None if self._cursor is None else self._result().description
+
+    @property
+    def rowcount(self):  # (-1 for a query, as sqlite3's: reads never count as changed rows)
+        if self._cursor is None:
+            return -1
+        cursor = self._result()
+        return -1 if cursor.description is not None else cursor.rowcount
 
     def fetchone(self):
-        return self._cursor.fetchone() if self._query else None
+        return self._cursor.fetchone() if self.description is not None else None
 
     def fetchall(self):
-        return self._cursor.fetchall() if self._query else []
+        return self._cursor.fetchall() if self.description is not None else []
 
     def __iter__(self):
         return iter(self.fetchall())
 
 
 class PgConnection:
-    """A psycopg connection with sqlite3's ``execute``/``executemany`` (``?`` parameters), for SqlTransaction and
-    the migrations (``ddl``: translate their statements)."""
+    """A psycopg connection with sqlite3's ``execute``/``executemany`` (``?`` parameters) and ``total_changes``,
+    for SqlTransaction and the migrations (``ddl``: translate their statements).
 
-    def __init__(self, conn, ddl=False):
-        self._conn, self._ddl = conn, ddl
+    With a ``pipeline`` statements are sent without waiting for their results: a write the service does not read
+    back goes out whole and costs one round trip. A statement's error then comes with whatever waits next, so
+    every error leaving here is named by the statement that failed (``conflict``: what its unique violation
+    means): the first one sent whose result never came."""
 
-    def execute(self, sql, params=()):
+    names_conflicts = True
+
+    def __init__(self, conn, ddl=False, pipeline=None, one_statement=False):
+        self._conn, self._ddl, self._pipeline, self._one_statement = conn, ddl, pipeline, one_statement
+        self._sent = []  # (cursor, conflict) of statements whose changed rows are not yet counted
+        self._changes = 0
+
+    def execute(self, sql, params=(), conflict=None):
         if self._ddl:
             sql = pg_ddl(sql)
             if sql is None:
-                return _Cursor(None, False)
+                return _Cursor(None, self)
+        if self._one_statement and self._sent:
+            raise AssertionError("a read of one statement ran a second: it needs a transaction (read())")
         cursor = self._conn.cursor()
-        cursor.execute(pg_sql(sql, bool(params)), tuple(params) if params else None)
-        return _Cursor(cursor, cursor.description is not None)
+        self._sent.append((cursor, conflict))
+        with self._errors_named():
+            cursor.execute(pg_sql(sql, bool(params)), tuple(params) if params else None)
+        return _Cursor(cursor, self)
 
     def executemany(self, sql, rows):
         rows = [tuple(row) for row in rows]
         if rows:
-            self._conn.cursor().executemany(pg_sql(sql, True), rows)
-        return _Cursor(None, False)
+            with self._errors_named():
+                self._conn.cursor().executemany(pg_sql(sql, True), rows)
+            self._changes += len(rows)
+        return _Cursor(None, self)
+
+    def settle(self):
+        """Wait for every result sent for (raising the first error, named)."""
+        if self._pipeline is not None:
+            with self._errors_named():
+                self._pipeline.sync()
+
+    @contextlib.contextmanager
+    def _errors_named(self):
+        try:
+            yield
+        except psycopg.Error as exc:
+            raise self.named_error(exc) from exc
+
+    def named_error(self, exc):
+        failed = next((conflict for cursor, conflict in self._sent if cursor.pgresult is None), None)
+        return translate_pg_error(exc, failed)
+
+    @property
+    def total_changes(self):
+        if self._sent:
+            if any(cursor.pgresult is None for cursor, _ in self._sent):
+                self.settle()
+            self._changes += sum(cursor.rowcount for cursor, _ in self._sent
+                                 if cursor.description is None and cursor.rowcount > 0)
+            self._sent.clear()
+        return self._changes
 
 
 def translate_pg_error(exc, conflict=None):
@@ -173,7 +231,7 @@ CREATE OR REPLACE FUNCTION st_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN PERFORM pg_notify('{CHANNEL}', pg_backend_pid()::text); RETURN NULL; END $$;
 """
 # (The outbox's tables change with every delivery and no kept answer reads them; the bookkeeping ones neither.)
-_UNWATCHED = ("events", "deliveries", "changes", "change_counter", "schema_migrations")
+_UNWATCHED = ("events", "deliveries", "changes", "schema_migrations")
 
 
 def _revision_trigger(table, kind):
@@ -222,7 +280,7 @@ class PostgresStore:
             url, min_size=1, max_size=POOL_SIZE, open=True, timeout=10, configure=self._remember,
             kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S})
         self._generation, self._generation_lock = 0, threading.Lock()
-        self._counter = None  # the change counter as last seen
+        self._horizon = None  # the database's transaction counter as last seen
         self._closing = threading.Event()
         self._listener = threading.Thread(target=self._listen, name="pg-listener", daemon=True)
         self._listener.start()
@@ -236,9 +294,7 @@ class PostgresStore:
         try:
             conn.execute("CREATE EXTENSION IF NOT EXISTS citext")
             version = st.migrate(PgConnection(conn, ddl=True), MIGRATIONS)
-            conn.execute("CREATE TABLE IF NOT EXISTS change_counter (one INT PRIMARY KEY CHECK (one = 1), "
-                         "n BIGINT NOT NULL)")
-            conn.execute("INSERT INTO change_counter VALUES (1, 0) ON CONFLICT DO NOTHING")
+            conn.execute("DROP TABLE IF EXISTS change_counter")  # (a counter row of the first try at this)
             conn.execute(_NOTIFY_ON_CHANGE)
             for (table,) in conn.execute(
                     "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename <> ALL(%s)",
@@ -261,33 +317,44 @@ class PostgresStore:
             raise translate_pg_error(exc) from exc
 
     @contextlib.contextmanager
-    def read(self):
+    def read(self, one_statement=False):
+        if one_statement:  # (no transaction, no pipeline: one round trip, as little work here as can be)
+            with self._connection() as conn:
+                yield st.SqlTransaction(PgConnection(conn, one_statement=True), translate_pg_error)
+            return
         with self._connection() as conn:
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             try:
-                yield st.SqlTransaction(PgConnection(conn), translate_pg_error)
-            finally:
-                with contextlib.suppress(psycopg.Error):
-                    conn.execute("ROLLBACK")
+                with conn.pipeline() as pipeline:  # (BEGIN rides with the first query; ROLLBACK with the end)
+                    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    try:
+                        yield st.SqlTransaction(PgConnection(conn, pipeline=pipeline), translate_pg_error)
+                    finally:
+                        conn.execute("ROLLBACK")
+            except psycopg.Error as exc:
+                raise translate_pg_error(exc) from exc
 
     @contextlib.contextmanager
     def write(self, changes_data=True):
+        # One pipeline: the statements of a write go out as the service makes them and only a result it reads
+        # (or a unique violation it must name) waits for the server; the write lock is held for the few round
+        # trips that leaves, and the commit rides with the last.
         with self._connection() as conn:
-            try:  # (one round trip: a simple query of two statements)
-                conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")
-            except psycopg.Error as exc:
-                raise translate_pg_error(exc) from exc
-            tx = st.SqlTransaction(PgConnection(conn), translate_pg_error)
+            pg_conn = None
             try:
-                yield tx
+                with conn.pipeline() as pipeline:
+                    conn.execute("BEGIN")
+                    conn.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+                    pg_conn = PgConnection(conn, pipeline=pipeline)
+                    tx = st.SqlTransaction(pg_conn, translate_pg_error)
+                    yield tx
+                    conn.execute("COMMIT")
                 moved = changes_data and tx.rows_changed
-                # (The counter, for a server that missed the notification the triggers send at commit.)
-                conn.execute("UPDATE change_counter SET n = n + 1; COMMIT" if moved else "COMMIT")
             except BaseException as exc:
-                with contextlib.suppress(psycopg.Error):
-                    conn.execute("ROLLBACK")
+                with contextlib.suppress(psycopg.Error):  # (the service's error, or the database's)
+                    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                        conn.execute("ROLLBACK")
                 if isinstance(exc, psycopg.Error):
-                    raise translate_pg_error(exc) from exc
+                    raise (pg_conn.named_error(exc) if pg_conn else translate_pg_error(exc)) from exc
                 raise
             if moved:
                 self._move()
@@ -303,19 +370,23 @@ class PostgresStore:
 
     def _listen(self):
         """Move the generation when another server (or the command line) commits a change: on its notification,
-        or, should one be missed, when the counter is seen to have moved."""
+        or, should one be missed, when the transaction counter is seen to have moved."""
         while not self._closing.is_set():
             try:
                 with psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self._move()  # (anything may have happened while not listening)
                     while not self._closing.is_set():
-                        for notification in conn.notifies(timeout=RECHECK_S, stop_after=1):
-                            if notification.payload not in self._own:
-                                self._move()
-                        counter = conn.execute("SELECT n FROM change_counter").fetchone()[0]
-                        if counter != self._counter:
-                            self._counter = counter
+                        # (Notifications as they come, the counter once a second: a busy database sends hundreds
+                        # a second, and its own writes' ones cost this server nothing but the reading.)
+                        recheck_at = time.monotonic() + RECHECK_S
+                        while (wait := recheck_at - time.monotonic()) > 0 and not self._closing.is_set():
+                            for notification in conn.notifies(timeout=wait, stop_after=1):
+                                if notification.payload not in self._own:
+                                    self._move()
+                        horizon = conn.execute("SELECT pg_snapshot_xmax(pg_current_snapshot())").fetchone()[0]
+                        if horizon != self._horizon:
+                            self._horizon = horizon
                             self._move()
             except psycopg.Error as exc:
                 if self._closing.is_set():

@@ -7,7 +7,7 @@ import grpc
 import pytest
 
 import statusthing_pb2 as pb
-from conftest import ADMIN, ADMIN_AUTH, CLIENTS, Api, RpcFailure, basic, cli, database
+from conftest import ADMIN, ADMIN_AUTH, CLIENTS, Api, RpcFailure, basic, cli, database, fails
 
 WRITES = ["AddStatus", "UpdateStatus", "DeleteStatus", "AddItem", "UpdateItem", "DeleteItem",
           "AddNote", "UpdateNote", "DeleteNote"]
@@ -293,3 +293,23 @@ def test_admin_api_change_own_password(server):
     assert call("GET", "/admin/api/me")[0] == 401
     status, body = call("GET", "/admin/api/audit?limit=5", auth=new_auth)
     assert status == 200 and body["entries"][0]["rpc"] == "user passwd" and body["entries"][0]["actor"] == "admin"
+
+
+def test_a_refused_write_records_nothing(server):
+    """A name clash found by the database after the rest of the write was sent (on PostgreSQL the statements go out
+    together, and the error comes back with the commit): already_exists, named, and no audit row, event or note."""
+    admin = Api(CLIENTS[0](server))
+    taken = admin.AddItem(name="Taken by the first").item
+
+    def counts():
+        with database(server) as conn:
+            return [conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+                    for table in ("audit_log", "events", "notes", "items")]
+
+    before = counts()
+    for client_class in CLIENTS:
+        message = fails("already_exists", Api(client_class(server)).AddItem, name="TAKEN BY THE FIRST",
+                        initial_note_text="lost")
+        assert message == 'an item named "TAKEN BY THE FIRST" already exists'
+    assert counts() == before
+    assert admin.GetItem(item_id=taken.id).item == taken

@@ -54,6 +54,18 @@ def test_fifty_wrong_passwords_at_once_are_ten_checks(server):
     assert add_from(server, "127.0.0.21", ADMIN_AUTH)[0] == 200  # nobody else is
 
 
+def test_a_known_address_guessing_wrong_is_locked_like_any_other(server):
+    """A client that logged in before, with its password already proven, writes without waiting for its turn; the
+    moment it has failed, that shortcut is gone: ten wrong guesses lock it, right password or not."""
+    assert add_from(server, "127.0.0.70", ADMIN_AUTH, "known-before")[0] == 200
+    results = all_at_once(20, lambda n: add_from(server, "127.0.0.70", ADMIN_AUTH, f"known-burst-{n}"))
+    assert [status for status, _ in results] == [200] * 20
+    assert [add_from(server, "127.0.0.70", WRONG)[0] for _ in range(10)] == [401] * 10
+    status, error = add_from(server, "127.0.0.70", ADMIN_AUTH, "known-after")
+    assert status == 429 and "too many failed logins from 127.0.0.70" in error["message"]
+    assert add_from(server, "127.0.0.71", ADMIN_AUTH, "another-address")[0] == 200
+
+
 def test_fifty_first_logins_at_once_cost_little_memory(server):
     before = peak_rss_kb(server)
     results = all_at_once(50, lambda n: add_from(server, "127.0.0.22", ADMIN_AUTH, f"first-login-{n}"))

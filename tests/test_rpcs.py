@@ -142,8 +142,10 @@ def test_add_item_minimal(api, unique):
 
 def test_add_item_with_initial_status_id_and_note(api, unique):
     status = new_status(api, unique)
-    item = api.AddItem(name=unique("item"), initial_status_id=status.id, initial_note_text="deployed").item
+    item = api.AddItem(name=unique("item"), initial_status_id=status.id, initial_note_text="deployed",
+                       description="with everything", position=3, group="Core").item
     assert item.status == status
+    assert (item.description, item.position, item.group) == ("with everything", 3, "Core")
     assert [n.text for n in item.notes] == ["deployed"] and item.notes[0].id
     assert api.GetItem(item_id=item.id).item == item
 
@@ -155,6 +157,7 @@ def test_add_item_with_initial_status_creates_it(api, unique):
     assert item.status.id and item.status.name == status_name
     assert item.status.kind == pb.STATUS_KIND_INVESTIGATING
     assert api.GetStatus(status_id=item.status.id).status == item.status
+    assert api.GetItem(item_id=item.id).item == item  # (the answer is what was stored, not read back)
 
 
 def test_add_item_initial_status_id_wins_over_initial_status(api, unique):
