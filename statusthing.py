@@ -979,6 +979,12 @@ class Transaction(typing.Protocol):
         """Count a login's outcome for the throttle (a success clears the pair's failures and makes it known);
         forget failures older than ``forget_before_ns``."""
 
+    def subscribe_requests(self, client: str, since_ns: int) -> list[int]:
+        """The times of ``client``'s subscription requests since ``since_ns``, oldest first."""
+
+    def record_subscribe_request(self, client: str, at_ns: int, forget_before_ns: int) -> None:
+        """Count a subscription request; forget every client's older than ``forget_before_ns``."""
+
     def insert_token(self, token_id: str, label: str, token_sha256: str, created_by: str, now_ns: int) -> None:
         """Add an API token by its hash; AlreadyExists when the label is taken (ignoring case)."""
 
@@ -1341,6 +1347,13 @@ def _migration_login_throttle(conn):
             PRIMARY KEY (username, client))""")
 
 
+def _migration_subscribe_requests(conn):
+    # Subscription requests per client address, in the database for the same reason as the login throttle.
+    conn.execute("CREATE TABLE subscribe_requests (client TEXT NOT NULL, at_ns INTEGER NOT NULL)")
+    conn.execute("CREATE INDEX subscribe_requests_by_client ON subscribe_requests(client, at_ns)")
+    conn.execute("CREATE INDEX subscribe_requests_by_time ON subscribe_requests(at_ns)")
+
+
 MIGRATIONS = (
     (1, "initial schema", _migration_initial_schema),
     (2, "default statuses", _migration_default_statuses),
@@ -1351,6 +1364,7 @@ MIGRATIONS = (
     (7, "notes by time", _migration_notes_by_time),
     (8, "maintenance, webhooks, subscribers, and the outbox", _migration_notifications),
     (9, "the login throttle in the database", _migration_login_throttle),
+    (10, "subscription requests counted in the database", _migration_subscribe_requests),
 )
 
 
@@ -1359,7 +1373,7 @@ MIGRATIONS = (
 # the change log last (the triggers of the rest write to it). tests/test_storage.py checks the list is whole.
 TABLES = ("statuses", "notes", "items", "users", "api_tokens", "audit_log", "purge_queue", "status_changes",
           "incidents", "uptime_days", "settings", "maintenances", "maintenance_items", "webhooks", "subscribers",
-          "events", "deliveries", "login_failures", "login_known", "changes")
+          "events", "deliveries", "login_failures", "login_known", "subscribe_requests", "changes")
 
 
 def schema_version(conn):
@@ -1774,6 +1788,14 @@ class SqlTransaction:
             self._run("INSERT INTO login_failures (client, username, at_ns) VALUES (?, ?, ?)",
                       (client, username, at_ns))
             self._run("DELETE FROM login_failures WHERE at_ns < ?", (forget_before_ns,))
+
+    def subscribe_requests(self, client, since_ns):
+        return [row[0] for row in self._run(
+            "SELECT at_ns FROM subscribe_requests WHERE client = ? AND at_ns > ? ORDER BY at_ns", (client, since_ns))]
+
+    def record_subscribe_request(self, client, at_ns, forget_before_ns):
+        self._run("INSERT INTO subscribe_requests (client, at_ns) VALUES (?, ?)", (client, at_ns))
+        self._run("DELETE FROM subscribe_requests WHERE at_ns < ?", (forget_before_ns,))
 
     # -- whole tables, for statusthing migrate-db ---------------------------------------------------------------
 
@@ -7531,23 +7553,20 @@ def mail_for(event, subscriber, title, origin, unsubscribe_token, confirm_token=
 
 class SubscribeGuard:
     """At most SUBSCRIPTIONS_PER_HOUR subscription requests from one client address in an hour (each mails
-    someone: the form must not become a way to flood an inbox)."""
+    someone: the form must not become a way to flood an inbox). Counted in the database, in one write (writes
+    take turns): servers sharing a database share the count, and a refused request is not counted."""
 
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._seen = {}  # client -> monotonic times of its requests in the last hour
+    def __init__(self, store):
+        self._store = store
 
     def allow(self, client):
-        now = time.monotonic()
-        with self._lock:
-            if len(self._seen) > 10_000:  # (forget quiet clients rather than grow without bound)
-                self._seen = {key: times for key, times in self._seen.items() if times and times[-1] > now - 3600}
-            times = [moment for moment in self._seen.get(client, ()) if moment > now - 3600]
+        now, hour = CLOCK.wall_ns(), 3600 * 10 ** 9
+        with self._store.write(changes_data=False) as tx:
+            times = tx.subscribe_requests(client, now - hour)
             if len(times) >= SUBSCRIPTIONS_PER_HOUR:
-                self._seen[client] = times
                 raise ResourceExhausted("too many subscription requests from your address; try again later",
-                                        retry_after_s=int(times[0] + 3600 - now) + 1)
-            self._seen[client] = times + [now]
+                                        retry_after_s=math.ceil((times[-SUBSCRIPTIONS_PER_HOUR] + hour - now) / 1e9))
+            tx.record_subscribe_request(client, now, now - hour)
 
 
 class Notifier:
@@ -7855,7 +7874,7 @@ class App:
         self.mailer = Mailer(config.smtp_url, config.mail_from, config.smtp_password,
                              config.webhook_timeout_s) if config.smtp_url else None
         self.notifier = Notifier(self.service, config, self.mailer, config.public_origin)
-        self.subscribe_guard = SubscribeGuard()
+        self.subscribe_guard = SubscribeGuard(self.store)
         self._grpc_folder = tempfile.mkdtemp(prefix="statusthing-grpc-")  # mode 0700: this user only
         socket_path = os.path.join(self._grpc_folder, "grpc.sock")
         self.grpc_server = build_grpc_server(self, config.devmode, socket_path)

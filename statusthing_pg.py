@@ -230,8 +230,10 @@ _NOTIFY_ON_CHANGE = f"""
 CREATE OR REPLACE FUNCTION st_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN PERFORM pg_notify('{CHANNEL}', pg_backend_pid()::text); RETURN NULL; END $$;
 """
-# (The outbox's tables change with every delivery and no kept answer reads them; the bookkeeping ones neither.)
-_UNWATCHED = ("events", "deliveries", "changes", "schema_migrations")
+# (No kept answer reads these: the outbox's tables change with every delivery, the throttles' with every guess an
+# attacker makes, which must not cost every server its kept answers; the bookkeeping ones neither.)
+_UNWATCHED = ("events", "deliveries", "login_failures", "login_known", "subscribe_requests", "changes",
+              "schema_migrations")
 
 
 def _revision_trigger(table, kind):
@@ -297,11 +299,11 @@ class PostgresStore:
             conn.execute("DROP TABLE IF EXISTS change_counter")  # (a counter row of the first try at this)
             conn.execute(_NOTIFY_ON_CHANGE)
             for (table,) in conn.execute(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename <> ALL(%s)",
-                    (list(_UNWATCHED),)).fetchall():
+                    "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()").fetchall():
                 conn.execute(f'DROP TRIGGER IF EXISTS st_notify ON "{table}"')
-                conn.execute(f'CREATE TRIGGER st_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON "{table}" '
-                             "FOR EACH STATEMENT EXECUTE FUNCTION st_notify()")
+                if table not in _UNWATCHED:
+                    conn.execute(f'CREATE TRIGGER st_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON "{table}" '
+                                 "FOR EACH STATEMENT EXECUTE FUNCTION st_notify()")
             return version
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATE_LOCK,))
@@ -379,11 +381,9 @@ class PostgresStore:
                     while not self._closing.is_set():
                         # (Notifications as they come, the counter once a second: a busy database sends hundreds
                         # a second, and its own writes' ones cost this server nothing but the reading.)
-                        recheck_at = time.monotonic() + RECHECK_S
-                        while (wait := recheck_at - time.monotonic()) > 0 and not self._closing.is_set():
-                            for notification in conn.notifies(timeout=wait, stop_after=1):
-                                if notification.payload not in self._own:
-                                    self._move()
+                        for notification in conn.notifies(timeout=RECHECK_S):
+                            if notification.payload not in self._own:
+                                self._move()
                         horizon = conn.execute("SELECT pg_snapshot_xmax(pg_current_snapshot())").fetchone()[0]
                         if horizon != self._horizon:
                             self._horizon = horizon

@@ -13,7 +13,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from conftest import (ADMIN_AUTH, Site, assert_one_line_failure, free_port, json_rpc, run_statusthing,
+from conftest import (ADMIN_AUTH, Server, Site, assert_one_line_failure, free_port, json_rpc, run_statusthing,
                       self_signed_certificate, wait_for_count)
 
 PUBLIC = "https://status.example.com"
@@ -74,9 +74,9 @@ def site(tmp_path, mail):
     site.stop()
 
 
-def form(site, path, fields=(), headers=None):
-    """A form POST, as a browser without JavaScript sends it: (status, page)."""
-    conn = site.server.http()
+def form(site, path, fields=(), headers=None, server=None):
+    """A form POST, as a browser without JavaScript sends it (to the site's server unless told): (status, page)."""
+    conn = (server or site.server).http()
     conn.request("POST", path, body=urllib.parse.urlencode(list(fields)),
                  headers={"Content-Type": "application/x-www-form-urlencoded", **(headers or {})})
     response = conn.getresponse()
@@ -201,6 +201,24 @@ def test_the_form_says_the_same_for_a_known_address_and_is_rate_limited(site, ma
     status, page = form(site, "/subscribe", [("email", "flood@example.com")])
     assert status == 429 and "try again later" in page
     assert subscribers(site)["pending"] == 3  # new, more0, more1: nothing of the refused one
+
+
+def test_servers_on_one_database_share_the_limit_and_it_lifts_after_an_hour(site, mail, tmp_path):
+    second = Server(site.folder / "st.db", tmp_path / "second.log", *site.args,
+                    env={"STATUSTHING_CLOCK": site.clock.path, **site.env})
+    try:
+        servers = (site.server, second)
+        for number in range(5):  # one client address, its requests spread over both servers
+            assert form(site, "/subscribe", [("email", f"spread{number}@example.com")],
+                        server=servers[number % 2])[0] == 200
+        for server in servers:
+            assert form(site, "/subscribe", [("email", "sixth@example.com")], server=server)[0] == 429
+        site.at("2027-03-01T10:00:01Z")  # an hour after the five
+        assert form(site, "/subscribe", [("email", "an-hour-later@example.com")], server=second)[0] == 200
+        mail.wait("an-hour-later@example.com")
+        assert not mail.to("sixth@example.com")
+    finally:
+        second.stop()
 
 
 @pytest.mark.parametrize("address", ["", "not-an-address", "a@b", "x" * 250 + "@example.com",
