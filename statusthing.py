@@ -3676,10 +3676,9 @@ class StatusThingService:
             delivery = DeliveryRecord(IDS.new(), event.id, "ping", "webhook", webhook_id, 0, "pending", None, "",
                                       None, None, None, now)
             tx.insert_delivery(delivery)
-        status_code, error, duration_ms = send_webhook(webhook, event, self.page_identity()[0], self.webhook_timeout_s)
-        delivered = status_code is not None and 200 <= status_code < 300
-        return self.record_attempt(delivery, status_code, error, duration_ms, delivered, gone=status_code == 410
-                                   ).to_api()
+        attempt = send_webhook(webhook, event, self.page_identity()[0], self.webhook_timeout_s)
+        return self.record_attempt(delivery, attempt.status_code, attempt.error, attempt.duration_ms,
+                                   attempt.delivered, gone=attempt.gone).to_api()
 
     # -- e-mail subscribers ----------------------------------------------------------------------------------------
 
@@ -7440,9 +7439,25 @@ _SP_MAINTENANCE_STATUS = {"maintenance.scheduled": "scheduled", "maintenance.sta
                           "maintenance.completed": "completed", "maintenance.cancelled": "completed"}
 
 
+class WebhookAttempt(typing.NamedTuple):
+    """How one POST to a webhook went: its status code (None: no answer), an error text, how long it took."""
+
+    status_code: int | None
+    error: str
+    duration_ms: float
+
+    @property
+    def delivered(self):
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+    @property
+    def gone(self):  # (410 Gone: the receiver asks never to be sent anything again)
+        return self.status_code == 410
+
+
 def send_webhook(webhook, event, page_id, timeout_s):
-    """POST one event to a webhook: (status code or None, error text, duration in ms). Redirects are not
-    followed (they count as failures), and a receiver that hangs is cut off after ``timeout_s``."""
+    """POST one event to a webhook: a WebhookAttempt. Redirects are not followed (they count as failures), and a
+    receiver that hangs is cut off after ``timeout_s``."""
     body = webhook_body(webhook, event, page_id)
     sent_at = CLOCK.wall_ns() // 10 ** 9
     parts = urllib.parse.urlsplit(webhook.url)
@@ -7457,10 +7472,10 @@ def send_webhook(webhook, event, page_id, timeout_s):
         response = connection.getresponse()
         response.read(WEBHOOK_RESPONSE_BYTES)
         error = "" if 200 <= response.status < 300 else f"the receiver answered {response.status} {response.reason}"
-        return response.status, error, round((time.perf_counter() - started) * 1000, 1)
+        return WebhookAttempt(response.status, error, round((time.perf_counter() - started) * 1000, 1))
     except (OSError, http.client.HTTPException) as exc:
         reason = "no answer within the timeout" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
-        return None, reason, round((time.perf_counter() - started) * 1000, 1)
+        return WebhookAttempt(None, reason, round((time.perf_counter() - started) * 1000, 1))
     finally:
         connection.close()
 
@@ -7621,10 +7636,10 @@ class Notifier:
     def _deliver(self, delivery, event, target):
         try:
             if delivery.channel == "webhook":
-                status_code, error, duration_ms = send_webhook(target, event, self.service.page_identity()[0],
-                                                               self.config.webhook_timeout_s)
-                delivered = status_code is not None and 200 <= status_code < 300
-                gone = status_code == 410
+                attempt = send_webhook(target, event, self.service.page_identity()[0],
+                                       self.config.webhook_timeout_s)
+                status_code, error, duration_ms = attempt
+                delivered, gone = attempt.delivered, attempt.gone
             else:
                 status_code, error, duration_ms = None, "", 0.0
                 started = time.perf_counter()
