@@ -145,8 +145,11 @@ class PgConnection:
     def executemany(self, sql, rows):
         rows = [tuple(row) for row in rows]
         if rows:
+            if any(cursor.pgresult is None for cursor, _ in self._sent):
+                self.settle()  # (what was sent before fails as itself, not as these rows)
             with self._errors_named():
                 self._conn.cursor().executemany(pg_sql(sql, True), rows)
+                self.settle()  # (and these rows' error is theirs: their cursor keeps no result to tell by)
             self._changes += len(rows)
         return _Cursor(None, self)
 
