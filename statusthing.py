@@ -2027,7 +2027,9 @@ class SqlTransaction:
             "FROM events WHERE fanned_out = 0 ORDER BY created_ns, id LIMIT ?", (limit,))]
 
     def mark_fanned_out(self, event_ids):
-        self._conn.executemany("UPDATE events SET fanned_out = 1 WHERE id = ?", [(event_id,) for event_id in event_ids])
+        for start in range(0, len(event_ids), 500):  # (a statement per 500, not one per event)
+            chunk = event_ids[start:start + 500]
+            self._run(f"UPDATE events SET fanned_out = 1 WHERE id IN ({_placeholders(chunk)})", tuple(chunk))
 
     def get_event(self, event_id):
         row = self._run("SELECT id, type, item_ids, body, created_ns FROM events WHERE id = ?", (event_id,)).fetchone()

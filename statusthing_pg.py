@@ -32,6 +32,7 @@ WRITE_LOCK = 0x53545752  # pg_advisory_xact_lock key of writes ("STWR")
 MIGRATE_LOCK = 0x53544D47  # pg_advisory_lock key of migrations ("STMG")
 CHANNEL = "statusthing_changes"
 RECHECK_S = 1.0  # how often a server looks at the transaction counter, notified or not
+GATHER_S = 0.02  # after a notification, how long to let more gather before acting on them all
 POOL_SIZE = 16
 CONNECT_TIMEOUT_S = 5
 
@@ -382,10 +383,16 @@ class PostgresStore:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self._move()  # (anything may have happened while not listening)
                     while not self._closing.is_set():
-                        # (Notifications as they come, the counter once a second: a busy database sends hundreds
-                        # a second, and its own writes' ones cost this server nothing but the reading.)
-                        for notification in conn.notifies(timeout=RECHECK_S):
-                            if notification.payload not in self._own:
+                        recheck_at = time.monotonic() + RECHECK_S
+                        while (wait := recheck_at - time.monotonic()) > 0 and not self._closing.is_set():
+                            arrived = list(conn.notifies(timeout=wait, stop_after=1))
+                            if not arrived:
+                                break
+                            # (A burst is read as one: a busy database sends a thousand a second, most of them
+                            # this server's own writes', and each wake costs more than the reading.)
+                            self._closing.wait(GATHER_S)
+                            arrived += conn.notifies(timeout=0)
+                            if any(notification.payload not in self._own for notification in arrived):
                                 self._move()
                         horizon = conn.execute("SELECT pg_snapshot_xmax(pg_current_snapshot())").fetchone()[0]
                         if horizon != self._horizon:
