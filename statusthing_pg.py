@@ -323,38 +323,19 @@ class PostgresStore:
             raise translate_pg_error(exc) from exc
 
     @contextlib.contextmanager
-    def read(self, one_statement=False):
-        if one_statement:  # (no transaction, no pipeline: one round trip, as little work here as can be)
-            with self._connection() as conn:
-                yield st.SqlTransaction(PgConnection(conn, one_statement=True), translate_pg_error)
-            return
-        with self._connection() as conn:
-            try:
-                with conn.pipeline() as pipeline:  # (BEGIN rides with the first query; ROLLBACK with the end)
-                    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                    try:
-                        yield st.SqlTransaction(PgConnection(conn, pipeline=pipeline), translate_pg_error)
-                    finally:
-                        conn.execute("ROLLBACK")
-            except psycopg.Error as exc:
-                raise translate_pg_error(exc) from exc
-
-    @contextlib.contextmanager
-    def write(self, changes_data=True):
-        # One pipeline: the statements of a write go out as the service makes them and only a result it reads
-        # (or a unique violation it must name) waits for the server; the write lock is held for the few round
-        # trips that leaves, and the commit rides with the last.
+    def _transaction(self, *begin, end):
+        """A transaction in one pipeline on a pooled connection: the ``begin`` statements, the body's (through the
+        PgConnection yielded), then ``end``, which rides with the Sync that closes the pipeline. Whatever fails,
+        the transaction is rolled back and the error named."""
         with self._connection() as conn:
             pg_conn = None
             try:
                 with conn.pipeline() as pipeline:
-                    conn.execute("BEGIN")
-                    conn.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+                    for statement in begin:
+                        conn.execute(statement)
                     pg_conn = PgConnection(conn, pipeline=pipeline)
-                    tx = st.SqlTransaction(pg_conn, translate_pg_error)
-                    yield tx
-                    conn.execute("COMMIT")
-                moved = changes_data and tx.rows_changed
+                    yield pg_conn
+                    conn.execute(end)
             except BaseException as exc:
                 with contextlib.suppress(psycopg.Error):  # (the service's error, or the database's)
                     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
@@ -362,8 +343,26 @@ class PostgresStore:
                 if isinstance(exc, psycopg.Error):
                     raise (pg_conn.named_error(exc) if pg_conn else translate_pg_error(exc)) from exc
                 raise
-            if moved:
-                self._move()
+
+    @contextlib.contextmanager
+    def read(self, one_statement=False):
+        if one_statement:  # (no transaction, no pipeline: one round trip, as little work here as can be)
+            with self._connection() as conn:
+                yield st.SqlTransaction(PgConnection(conn, one_statement=True), translate_pg_error)
+            return
+        with self._transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", end="ROLLBACK") as conn:
+            yield st.SqlTransaction(conn, translate_pg_error)
+
+    @contextlib.contextmanager
+    def write(self, changes_data=True):
+        # The statements of a write go out as the service makes them and only a result it reads (rows, a row
+        # count) waits for the server: the write lock is held for those round trips and no more, and the commit
+        # rides with the last.
+        with self._transaction("BEGIN", f"SELECT pg_advisory_xact_lock({WRITE_LOCK})", end="COMMIT") as conn:
+            tx = st.SqlTransaction(conn, translate_pg_error)
+            yield tx
+        if changes_data and tx.rows_changed:
+            self._move()
 
     # -- following the database --------------------------------------------------------------------------------
 
