@@ -18,6 +18,7 @@ translated, and the triggers written again in PL/pgSQL.
 """
 import contextlib
 import functools
+import logging
 import re
 import threading
 import time
@@ -35,6 +36,20 @@ RECHECK_S = 1.0  # how often a server looks at the transaction counter, notified
 GATHER_S = 0.02  # after a notification, how long to let more gather before acting on them all
 POOL_SIZE = 16
 CONNECT_TIMEOUT_S = 5
+
+
+class _DriverLog(logging.Handler):
+    """psycopg's and its pool's own warnings (a connection dropped, a reconnect failing) as statusthing's log lines,
+    not as loose text on stderr."""
+
+    def emit(self, record):
+        st.log(level=record.levelname.lower(), event="database_driver", message=record.getMessage())
+
+
+_DRIVER_LOGGER = logging.getLogger("psycopg")  # (psycopg_pool logs under it too)
+_DRIVER_LOGGER.addHandler(_DriverLog())
+_DRIVER_LOGGER.setLevel(logging.WARNING)
+_DRIVER_LOGGER.propagate = False
 
 
 # -- SQL: statusthing's, in PostgreSQL's spelling ------------------------------------------------------------------
