@@ -3102,14 +3102,14 @@ class StatusThingService:
             if changes:
                 tx.update_item(item_id, {("grp" if k == "group" else k): v for k, v in changes.items()}, now)
             if note:  # (first: an incident the status change opens or resolves has the note among its updates)
-                note_id = IDS.new()
-                tx.insert_note(note_id, item_id, note, now)
+                added = pb.Note(id=IDS.new(), text=note, timestamps=timestamps(now, now))
+                tx.insert_note(added.id, item_id, note, now)
                 tx.touch_item(item_id, now)
             if "status_id" in changes:
                 self._status_changed(tx, item_id, current.status if current.HasField("status") else None,
                                      new_status, now)
             if note:  # (an incident the status change moved was told of, with this note among its updates)
-                self._tell_note(tx, "note.created", note_id, item_id, incident_too="status_id" not in changes)
+                self._tell_note(tx, "note.created", added, item_id, incident_too="status_id" not in changes)
             if set(changes) - {"status_id"}:
                 self._tell(tx, "item.updated", [item_id], {"item": item_json(tx.get_item(item_id, notes_limit=1))})
             if changes or note:
@@ -3773,9 +3773,10 @@ class StatusThingService:
             note_id, now = IDS.new(), CLOCK.now_ns()
             tx.insert_note(note_id, item_id, text, now)
             tx.touch_item(item_id, now)
-            self._tell_note(tx, "note.created", note_id, item_id)
+            note = pb.Note(id=note_id, text=text, timestamps=timestamps(now, now))  # (what was written: not read back)
+            self._tell_note(tx, "note.created", note, item_id)
             self._audit(tx, actor, "AddNote", note_id, {"item_id": [None, item_id], "text": [None, text]}, item_id)
-            return tx.get_note(note_id)[0]
+            return note
 
     def update_note(self, actor, note_id, text):
         _required_id(note_id, "note_id")
@@ -3786,7 +3787,7 @@ class StatusThingService:
                 now = CLOCK.now_ns()
                 tx.update_note(note_id, text, now)
                 tx.touch_item(item_id, now)
-                self._tell_note(tx, "note.updated", note_id, item_id, incident_too=False)
+                self._tell_note(tx, "note.updated", tx.get_note(note_id)[0], item_id, incident_too=False)
                 self._audit(tx, actor, "UpdateNote", note_id, {"text": [note.text, text]}, item_id)
 
     def delete_note(self, actor, note_id):
@@ -3799,9 +3800,9 @@ class StatusThingService:
             self._audit(tx, actor, "DeleteNote", note_id, {"item_id": [item_id, None], "text": [note.text, None]},
                         item_id)
 
-    def _tell_note(self, tx, event_type, note_id, item_id, incident_too=True):
+    def _tell_note(self, tx, event_type, note, item_id, incident_too=True):
         """Tell of a note; one written while its item has an incident going on is an update of that incident."""
-        self._tell(tx, event_type, [item_id], {"note": note_json(tx.get_note(note_id)[0]), "itemId": item_id})
+        self._tell(tx, event_type, [item_id], {"note": note_json(note), "itemId": item_id})
         incident = tx.open_incident(item_id) if incident_too else None
         if incident is not None:
             self._tell_incident(tx, "incident.updated", incident[0])
