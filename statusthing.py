@@ -3091,7 +3091,7 @@ class StatusThingService:
             changes["group"] = _clean_group(group)
         note = self._clean_note(note_text) if note_text.strip() else ""
         with self._store.write() as tx:
-            current = self._existing_item(tx, item_id)
+            current = self._existing_item(tx, item_id, notes_limit=1)
             new_status = self._existing_status(tx, status_id) if status_id else None
             if new_status is not None:
                 changes["status_id"] = new_status.id
@@ -3111,11 +3111,29 @@ class StatusThingService:
             if note:  # (an incident the status change moved was told of, with this note among its updates)
                 self._tell_note(tx, "note.created", added, item_id, incident_too="status_id" not in changes)
             if set(changes) - {"status_id"}:
-                self._tell(tx, "item.updated", [item_id], {"item": item_json(tx.get_item(item_id, notes_limit=1))})
+                self._tell(tx, "item.updated", [item_id], {"item": item_json(self._updated(
+                    current, changes, new_status, added if note else None, now))})
             if changes or note:
                 self._audit(tx, actor, "UpdateItem", item_id, {
                     **{k: [current_values[k], v] for k, v in changes.items()},
                     **({"note": [None, note]} if note else {})})
+
+    @staticmethod
+    def _updated(current, changes, new_status, added_note, now):
+        """The item as UpdateItem left it, with its newest note, made from what it read and what it wrote (not
+        read back: on PostgreSQL that would hold the write lock for another round trip)."""
+        item = pb.Item()
+        item.CopyFrom(current)
+        for field, value in changes.items():
+            if field == "status_id":
+                item.status.CopyFrom(new_status)
+            else:
+                setattr(item, field, value)
+        item.timestamps.updated.CopyFrom(timestamp(now))
+        if added_note is not None:
+            del item.notes[:]
+            item.notes.append(added_note)
+        return item
 
     def _status_changed(self, tx, item_id, old_status, new_status, now, tell=True):
         """Record a change of the item's status (or of what it means), in the write's own transaction: the change,

@@ -78,6 +78,37 @@ def test_every_event_is_a_signed_standard_webhooks_request(server, receiver):
     assert {d["eventId"] for d in log} == {request["headers"]["webhook-id"] for request in got}
 
 
+def test_events_carry_what_was_written_as_a_read_would_return_it(server, receiver):
+    """AddItem, AddNote and UpdateItem tell of what they wrote without reading it back: each event's item or note
+    is what GetItem (with its newest note) or GetNote answers afterwards."""
+    add_webhook(server, receiver.url)
+    ids = statuses(server)
+    item_id = json_rpc(server, "ItemsService/AddItem", {"name": "Told", "initialStatusId": ids["UP"],
+                                                       "initialNoteText": "first", "position": 2})["item"]["id"]
+    note = json_rpc(server, "NotesService/AddNote", {"itemId": item_id, "noteText": "second"})["note"]
+    json_rpc(server, "ItemsService/UpdateItem", {"itemId": item_id, "name": "Told again", "description": "now",
+                                                 "group": "Edge", "position": 5})
+    renamed = json_rpc(server, "ItemsService/GetItem", {"itemId": item_id})["item"]
+    json_rpc(server, "ItemsService/UpdateItem", {"itemId": item_id, "description": "and a note",
+                                                 "statusId": ids["DOWN"], "noteText": "third"})
+    latest = json_rpc(server, "ItemsService/GetItem", {"itemId": item_id})["item"]
+    receiver.wait(of_type("item.updated"), 2)
+    receiver.wait(of_type("note.created"), 2)
+    bodies = receiver.events()
+
+    def told(event_type):
+        return [body["data"] for body in bodies if body["type"] == event_type]
+
+    created = told("item.created")[0]["item"]
+    assert created["notes"][0]["text"] == "first" and created["position"] == 2 and created["status"]["id"] == ids["UP"]
+    assert told("note.created")[0]["note"] == note == json_rpc(server, "NotesService/GetNote", {"noteId": note["id"]})[
+        "note"]
+    updates = {data["item"]["description"]: data["item"] for data in told("item.updated")}
+    first_update, second_update = updates["now"], updates["and a note"]
+    assert first_update == {**renamed, "notes": renamed["notes"][:1]}
+    assert second_update == {**latest, "notes": latest["notes"][:1]} and latest["notes"][0]["text"] == "third"
+
+
 def test_a_webhook_gets_only_the_events_it_asked_for(server, receiver):
     only = Receiver()
     try:
