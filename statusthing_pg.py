@@ -96,6 +96,11 @@ def pg_ddl(sql):
     return sql
 
 
+def _returns_rows(cursor):
+    # (The result's status, not psycopg's ``description``, which builds a Column per column at every call.)
+    return cursor.pgresult.status == psycopg.pq.ExecStatus.TUPLES_OK
+
+
 class _Cursor:
     """A psycopg cursor as sqlite3's looks to SqlTransaction. In a pipeline its result comes later: reading it
     (rows, rowcount) waits for it then, so statements nobody reads cost no round trip of their own."""
@@ -103,27 +108,27 @@ class _Cursor:
     def __init__(self, cursor, connection):
         self._cursor, self._connection = cursor, connection
 
-    def _result(self):
-        if self._cursor is not None and self._cursor.pgresult is None:
+    def _has_rows(self):
+        """Whether the statement returns rows (waiting for its result if need be)."""
+        if self._cursor is None:
+            return False
+        if self._cursor.pgresult is None:
             self._connection.settle()
-        return self._cursor
+        return _returns_rows(self._cursor)
 
     @property
     def description(self):
-        return None if self._cursor is None else self._result().description
+        return self._cursor.description if self._has_rows() else None
 
     @property
     def rowcount(self):  # (-1 for a query, as sqlite3's: reads never count as changed rows)
-        if self._cursor is None:
-            return -1
-        cursor = self._result()
-        return -1 if cursor.description is not None else cursor.rowcount
+        return -1 if self._cursor is None or self._has_rows() else self._cursor.rowcount
 
     def fetchone(self):
-        return self._cursor.fetchone() if self.description is not None else None
+        return self._cursor.fetchone() if self._has_rows() else None
 
     def fetchall(self):
-        return self._cursor.fetchall() if self.description is not None else []
+        return self._cursor.fetchall() if self._has_rows() else []
 
     def __iter__(self):
         return iter(self.fetchall())
@@ -192,7 +197,7 @@ class PgConnection:
             if any(cursor.pgresult is None for cursor, _ in self._sent):
                 self.settle()
             self._changes += sum(cursor.rowcount for cursor, _ in self._sent
-                                 if cursor.description is None and cursor.rowcount > 0)
+                                 if not _returns_rows(cursor) and cursor.rowcount > 0)
             self._sent.clear()
         return self._changes
 
