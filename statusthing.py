@@ -434,6 +434,7 @@ class IdGenerator:
     """
 
     ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    _CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", ALPHABET.encode())
 
     def __init__(self):
         self._last_ms = -1
@@ -448,8 +449,10 @@ class IdGenerator:
             else:
                 rand = secrets.randbits(80)
             self._last_ms, self._last_random = ms, rand
-        value = (ms << 80) | rand
-        return "".join(self.ALPHABET[(value >> shift) & 31] for shift in range(125, -1, -5))
+        # (The 130 bits of 26 characters, left-aligned in 160, through the C base32 encoder, then its alphabet
+        # swapped for Crockford's: a tenth of the time of a character at a time, on every write.)
+        value = ((ms << 80) | rand) << 30
+        return base64.b32encode(value.to_bytes(20, "big"))[:26].translate(self._CROCKFORD).decode()
 
 
 CLOCK = Clock()

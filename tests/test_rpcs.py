@@ -183,6 +183,18 @@ def test_add_item_failures_leave_nothing_behind(api, unique):
     assert not api.ListNotes(item_id=taken.id).notes
 
 
+def test_ids_are_ulids_that_sort_by_creation(api, unique):
+    """26 characters of Crockford's base32; the first ten are the millisecond the thing was made (the id is made
+    just before the created time is read)."""
+    items = [api.AddItem(name=unique(f"ulid-{n}")).item for n in range(20)]
+    crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    for item in items:
+        assert len(item.id) == 26 and set(item.id) <= set(crockford)
+        made_ms = sum(crockford.index(char) << (5 * (9 - n)) for n, char in enumerate(item.id[:10]))
+        assert 0 <= item.timestamps.created.ToMilliseconds() - made_ms <= 50
+    assert [item.id for item in items] == sorted(item.id for item in items)
+
+
 @pytest.mark.parametrize("name", ["", "  "])
 def test_item_name_is_required(api, name):
     assert "name is required" in fails("invalid_argument", api.AddItem, name=name)
