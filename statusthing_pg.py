@@ -43,7 +43,10 @@ class _DriverLog(logging.Handler):
     not as loose text on stderr."""
 
     def emit(self, record):
-        st.log(level=record.levelname.lower(), event="database_driver", message=record.getMessage())
+        message = record.getMessage()
+        if message.startswith("discarding closed connection"):
+            return  # (one this module closed on purpose, or one the database dropped: that is logged as it happens)
+        st.log(level=record.levelname.lower(), event="database_driver", message=message)
 
 
 _DRIVER_LOGGER = logging.getLogger("psycopg")  # (psycopg_pool logs under it too)
@@ -149,6 +152,7 @@ class PgConnection:
         self._conn, self._ddl, self._pipeline, self._one_statement = conn, ddl, pipeline, one_statement
         self._sent = []  # (cursor, conflict) of statements whose changed rows are not yet counted
         self._changes = 0
+        self.failed = False  # (the database refused a statement of this transaction)
 
     def execute(self, sql, params=(), conflict=None):
         if self._ddl:
@@ -162,6 +166,10 @@ class PgConnection:
         with self._errors_named():
             cursor.execute(pg_sql(sql, bool(params)), tuple(params) if params else None)
         return _Cursor(cursor, self)
+
+    def execute_as_written(self, sql):
+        """This module's own SQL, untranslated (no parameters: one simple query, as many statements as it has)."""
+        self._conn.execute(sql)
 
     def executemany(self, sql, rows):
         rows = [tuple(row) for row in rows]
@@ -188,6 +196,7 @@ class PgConnection:
             raise self.named_error(exc) from exc
 
     def named_error(self, exc):
+        self.failed = True
         failed = next((conflict for cursor, conflict in self._sent if cursor.pgresult is None), None)
         return translate_pg_error(exc, failed)
 
@@ -221,38 +230,58 @@ def translate_pg_error(exc, conflict=None):
 
 # -- the schema: statusthing's migrations, plus what PostgreSQL needs of its own ------------------------------------
 
-_TRIGGERS = """
-CREATE FUNCTION st_log_change(kind TEXT, row_id TEXT) RETURNS void LANGUAGE sql AS
-  $$ INSERT INTO changes (kind, id) VALUES (kind, row_id) $$;
-{revision_item}
-CREATE FUNCTION st_items_added() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN PERFORM st_log_change('item', NEW.id); RETURN NULL; END $$;
-CREATE TRIGGER items_added AFTER INSERT ON items FOR EACH ROW EXECUTE FUNCTION st_items_added();
-CREATE FUNCTION st_items_removed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN PERFORM st_log_change('item', OLD.id); RETURN NULL; END $$;
-CREATE TRIGGER items_removed AFTER DELETE ON items FOR EACH ROW EXECUTE FUNCTION st_items_removed();
-{revision_status}
-CREATE FUNCTION st_notes_added() RETURNS trigger LANGUAGE plpgsql AS $$
+# The functions the triggers call are code: replaced at every start (CREATE OR REPLACE), so a database made by an
+# older release runs this one's. The triggers that call them are schema, made once by migration 4. (Each writes
+# to the change log itself: a call to a shared SQL function cost more than the insert.)
+def _log_change(kind, row):
+    return f"INSERT INTO changes (kind, id) VALUES ('{kind}', {row}.id);"
+
+
+def _revision_function(table, kind):
+    """A row's revision moves with every update that does not move it itself, and the change is logged."""
+    return f"""CREATE OR REPLACE FUNCTION st_{table}_revision() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.revision = OLD.revision THEN
+    NEW.revision := OLD.revision + 1;
+    {_log_change(kind, "OLD")}
+  END IF;
+  RETURN NEW;
+END $$;"""
+
+
+_TRIGGER_FUNCTIONS = f"""
+{_revision_function("items", "item")}
+{_revision_function("statuses", "status")}
+CREATE OR REPLACE FUNCTION st_items_added() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN {_log_change("item", "NEW")} RETURN NULL; END $$;
+CREATE OR REPLACE FUNCTION st_items_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN {_log_change("item", "OLD")} RETURN NULL; END $$;
+CREATE OR REPLACE FUNCTION st_notes_added() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN UPDATE items SET notes_count = notes_count + 1 WHERE id = NEW.item_id; RETURN NULL; END $$;
-CREATE TRIGGER notes_added AFTER INSERT ON notes FOR EACH ROW EXECUTE FUNCTION st_notes_added();
-CREATE FUNCTION st_notes_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION st_notes_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   UPDATE items SET revision = revision + 1 WHERE id = NEW.item_id;
-  PERFORM st_log_change('item', NEW.item_id);
+  INSERT INTO changes (kind, id) VALUES ('item', NEW.item_id);
   RETURN NULL;
 END $$;
-CREATE TRIGGER notes_changed AFTER UPDATE ON notes FOR EACH ROW EXECUTE FUNCTION st_notes_changed();
-CREATE FUNCTION st_notes_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION st_notes_removed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN UPDATE items SET notes_count = notes_count - 1 WHERE id = OLD.item_id; RETURN NULL; END $$;
-CREATE TRIGGER notes_removed AFTER DELETE ON notes FOR EACH ROW EXECUTE FUNCTION st_notes_removed();
-"""
-
-
-# Every statement that changes a table kept answers read from notifies the servers (deduplicated per transaction by
-# PostgreSQL; the payload says which connection, so a server can skip its own): hand edits and other tools count.
-_NOTIFY_ON_CHANGE = f"""
+-- Every statement that changes a table kept answers read from notifies the servers (deduplicated per transaction
+-- by PostgreSQL; the payload says which connection, so a server can skip its own): hand edits and other tools
+-- count.
 CREATE OR REPLACE FUNCTION st_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN PERFORM pg_notify('{CHANNEL}', pg_backend_pid()::text); RETURN NULL; END $$;
+DROP FUNCTION IF EXISTS st_log_change(TEXT, TEXT);
+"""
+
+_TRIGGERS = """
+CREATE TRIGGER items_revision BEFORE UPDATE ON items FOR EACH ROW EXECUTE FUNCTION st_items_revision();
+CREATE TRIGGER statuses_revision BEFORE UPDATE ON statuses FOR EACH ROW EXECUTE FUNCTION st_statuses_revision();
+CREATE TRIGGER items_added AFTER INSERT ON items FOR EACH ROW EXECUTE FUNCTION st_items_added();
+CREATE TRIGGER items_removed AFTER DELETE ON items FOR EACH ROW EXECUTE FUNCTION st_items_removed();
+CREATE TRIGGER notes_added AFTER INSERT ON notes FOR EACH ROW EXECUTE FUNCTION st_notes_added();
+CREATE TRIGGER notes_changed AFTER UPDATE ON notes FOR EACH ROW EXECUTE FUNCTION st_notes_changed();
+CREATE TRIGGER notes_removed AFTER DELETE ON notes FOR EACH ROW EXECUTE FUNCTION st_notes_removed();
 """
 # (No kept answer reads these: the outbox's tables change with every delivery, the throttles' with every guess an
 # attacker makes, which must not cost every server its kept answers; the bookkeeping ones neither.)
@@ -260,27 +289,10 @@ _UNWATCHED = ("events", "deliveries", "login_failures", "login_known", "subscrib
               "schema_migrations")
 
 
-def _revision_trigger(table, kind):
-    """A row's revision moves with every update that does not move it itself, and the change is logged."""
-    return f"""CREATE FUNCTION st_{table}_revision() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF NEW.revision = OLD.revision THEN
-    NEW.revision := OLD.revision + 1;
-    PERFORM st_log_change('{kind}', OLD.id);
-  END IF;
-  RETURN NEW;
-END $$;
-CREATE TRIGGER {table}_revision BEFORE UPDATE ON {table} FOR EACH ROW EXECUTE FUNCTION st_{table}_revision();"""
-
-
-_TRIGGERS = _TRIGGERS.replace("{revision_item}", _revision_trigger("items", "item")).replace(
-    "{revision_status}", _revision_trigger("statuses", "status"))
-
-
 def _with_triggers(apply):
     def migration(conn):
         apply(conn)
-        conn.execute(_TRIGGERS)  # (no parameters: one simple query, many statements)
+        conn.execute_as_written(_TRIGGER_FUNCTIONS + _TRIGGERS)
     return migration
 
 
@@ -321,7 +333,7 @@ class PostgresStore:
             conn.execute("CREATE EXTENSION IF NOT EXISTS citext")
             version = st.migrate(PgConnection(conn, ddl=True), MIGRATIONS)
             conn.execute("DROP TABLE IF EXISTS change_counter")  # (a counter row of the first try at this)
-            conn.execute(_NOTIFY_ON_CHANGE)
+            conn.execute(_TRIGGER_FUNCTIONS)
             for (table,) in conn.execute(
                     "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()").fetchall():
                 conn.execute(f'DROP TRIGGER IF EXISTS st_notify ON "{table}"')
@@ -357,9 +369,15 @@ class PostgresStore:
                     yield pg_conn
                     conn.execute(end)
             except BaseException as exc:
-                with contextlib.suppress(psycopg.Error):  # (the service's error, or the database's)
-                    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                        conn.execute("ROLLBACK")
+                if isinstance(exc, psycopg.Error) or (pg_conn is not None and pg_conn.failed):
+                    # A pipeline the database broke off can leave psycopg's record of the session's prepared
+                    # statements out of step with the server's ("prepared statement … does not exist" on the
+                    # next use): the connection is closed (its transaction ends with it) and the pool makes another.
+                    conn.close()
+                else:  # (the service's own error: the connection is sound)
+                    with contextlib.suppress(psycopg.Error):
+                        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                            conn.execute("ROLLBACK")
                 if isinstance(exc, psycopg.Error):
                     raise (pg_conn.named_error(exc) if pg_conn else translate_pg_error(exc)) from exc
                 raise
@@ -370,7 +388,9 @@ class PostgresStore:
             with self._connection() as conn:
                 yield st.SqlTransaction(PgConnection(conn, one_statement=True), translate_pg_error)
             return
-        with self._transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", end="ROLLBACK") as conn:
+        # (COMMIT, not ROLLBACK, ends it: the same for a read-only transaction, but psycopg forgets every prepared
+        # statement of a connection that rolls back, and deallocates them all on its next use.)
+        with self._transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", end="COMMIT") as conn:
             yield st.SqlTransaction(conn, translate_pg_error)
 
     @contextlib.contextmanager

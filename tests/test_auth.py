@@ -313,3 +313,33 @@ def test_a_refused_write_records_nothing(server):
         assert message == 'an item named "TAKEN BY THE FIRST" already exists'
     assert counts() == before
     assert admin.GetItem(item_id=taken.id).item == taken
+
+
+def test_refused_writes_in_a_burst_leave_every_connection_sound(server):
+    """Name clashes refused while other writes and reads go on, from four clients at once: every other call still
+    answers (on PostgreSQL a write the database broke off must not spoil the connection it ran on for the next)."""
+    import threading
+    admin = Api(CLIENTS[0](server))
+    admin.AddItem(name="Clash")
+    failures = []
+
+    def client(n):
+        api = Api(CLIENTS[0](server))
+        for round_ in range(40):
+            try:
+                fails("already_exists", api.AddItem, name="clash", initial_note_text=f"lost {n}")
+                item = api.AddItem(name=f"Burst {n}-{round_}", initial_note_text="kept").item
+                api.AddNote(item_id=item.id, note_text="more")
+                assert len(api.GetItem(item_id=item.id).item.notes) == 2
+                api.ListItems(extended=True)
+            except Exception as exc:  # (kept to assert on below, with its round)
+                failures.append((n, round_, repr(exc)))
+                return
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert len([i for i in admin.ListItems().items if i.name.startswith("Burst")]) == 160

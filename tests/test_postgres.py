@@ -153,7 +153,7 @@ def test_a_change_whose_notification_was_lost_is_seen_within_the_recheck(cluster
             conn.execute("CREATE OR REPLACE FUNCTION st_notify() RETURNS trigger LANGUAGE plpgsql AS "
                          "$$ BEGIN RETURN NULL; END $$")
             conn.execute("UPDATE items SET description = 'edited quietly'")
-            conn.execute(statusthing_pg._NOTIFY_ON_CHANGE)
+            conn.execute(statusthing_pg._TRIGGER_FUNCTIONS)
         assert until(lambda: description() == "edited quietly", timeout=statusthing_pg.RECHECK_S * 2 + 0.5)
     finally:
         server.stop()
