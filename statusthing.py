@@ -1531,6 +1531,7 @@ class SqlTransaction:
                  "lc.new_condition, i.created_ns FROM items i LEFT JOIN statuses s ON s.id = i.status_id "
                  "LEFT JOIN status_changes lc ON lc.id = i.last_change_id")
     _ORDER = "ORDER BY i.position, i.id"  # the operator's order; equal positions keep creation order
+    _SELECT_ITEMS = f"SELECT {_ITEM_COLUMNS} FROM items i LEFT JOIN statuses s ON s.id = i.status_id"
 
     @staticmethod
     def _in(pairs):
@@ -1548,8 +1549,7 @@ class SqlTransaction:
 
     def _items(self, where, params):
         return [_item_from_row(row) for row in self._run(
-            f"SELECT {self._ITEM_COLUMNS} FROM items i LEFT JOIN statuses s ON s.id = i.status_id {where} "
-            f"{self._ORDER}", params)]
+            f"{self._SELECT_ITEMS} {where} {self._ORDER}", params)]
 
     def _newest_notes(self, item_id, limit):
         return self._run("SELECT id, text, created_ns, updated_ns FROM notes WHERE item_id = ? ORDER BY id DESC "
@@ -1577,8 +1577,7 @@ class SqlTransaction:
         return items
 
     def get_item(self, item_id, notes_limit=0):
-        item_rows = self._run(f"SELECT {self._ITEM_COLUMNS} FROM items i LEFT JOIN statuses s ON s.id = i.status_id "
-                              "WHERE i.id = ?", (item_id,))
+        item_rows = self._run(f"{self._SELECT_ITEMS} WHERE i.id = ?", (item_id,))
         note_rows = self._newest_notes(item_id, notes_limit) if notes_limit > 0 else ()  # (sent before reading)
         item = next((_item_from_row(row) for row in item_rows), None)
         if item is not None:
@@ -3068,9 +3067,7 @@ class StatusThingService:
                 self._status_changed(tx, item_id, None, status, now, tell=False)
                 item.status.CopyFrom(status)
             if note_text:
-                note_id = IDS.new()
-                tx.insert_note(note_id, item_id, note_text, now)
-                item.notes.append(pb.Note(id=note_id, text=note_text, timestamps=timestamps(now, now)))
+                item.notes.append(self._insert_note(tx, item_id, note_text, now))
             self._tell(tx, "item.created", [item_id], {"item": item_json(item)})
             self._audit(tx, actor, "AddItem", item_id, {
                 k: [None, v] for k, v in (("name", name), ("description", description),
@@ -3105,8 +3102,7 @@ class StatusThingService:
             if changes:
                 tx.update_item(item_id, {("grp" if k == "group" else k): v for k, v in changes.items()}, now)
             if note:  # (first: an incident the status change opens or resolves has the note among its updates)
-                added = pb.Note(id=IDS.new(), text=note, timestamps=timestamps(now, now))
-                tx.insert_note(added.id, item_id, note, now)
+                added = self._insert_note(tx, item_id, note, now)
                 tx.touch_item(item_id, now)
             if "status_id" in changes:
                 self._status_changed(tx, item_id, current.status if current.HasField("status") else None,
@@ -3791,12 +3787,11 @@ class StatusThingService:
         text = self._clean_note(text)
         with self._store.write() as tx:
             self._existing_item(tx, item_id)
-            note_id, now = IDS.new(), CLOCK.now_ns()
-            tx.insert_note(note_id, item_id, text, now)
+            now = CLOCK.now_ns()
+            note = self._insert_note(tx, item_id, text, now)
             tx.touch_item(item_id, now)
-            note = pb.Note(id=note_id, text=text, timestamps=timestamps(now, now))  # (what was written: not read back)
             self._tell_note(tx, "note.created", note, item_id)
-            self._audit(tx, actor, "AddNote", note_id, {"item_id": [None, item_id], "text": [None, text]}, item_id)
+            self._audit(tx, actor, "AddNote", note.id, {"item_id": [None, item_id], "text": [None, text]}, item_id)
             return note
 
     def update_note(self, actor, note_id, text):
@@ -3820,6 +3815,14 @@ class StatusThingService:
             self._tell(tx, "note.deleted", [item_id], {"note": note_json(note), "itemId": item_id})
             self._audit(tx, actor, "DeleteNote", note_id, {"item_id": [item_id, None], "text": [note.text, None]},
                         item_id)
+
+    @staticmethod
+    def _insert_note(tx, item_id, text, now):
+        """Write a new note; the Note as written (not read back: on PostgreSQL that would hold the write lock for
+        a round trip)."""
+        note = pb.Note(id=IDS.new(), text=text, timestamps=timestamps(now, now))
+        tx.insert_note(note.id, item_id, text, now)
+        return note
 
     def _tell_note(self, tx, event_type, note, item_id, incident_too=True):
         """Tell of a note; one written while its item has an incident going on is an update of that incident."""
